@@ -1,0 +1,159 @@
+"""RunConfig: what a run is. Validated YAML in, canonical JSON hash out."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bench.errors import UserError
+
+CONFIGS_DIR = Path(__file__).parent / "configs"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaseModelConfig(_Strict):
+    """The base T2I every method builds on."""
+
+    model: str = Field("tiny", description="'tiny' (built in code), a hub id, or a local diffusers folder")
+    revision: str | None = None
+    unet: str | None = Field(None, description="personalized UNet: a folder (or hub id) holding a diffusers UNet")
+    lora: str | None = Field(None, description="LoRA weights (.safetensors file, folder or hub id) fused into the UNet")
+    lora_scale: float = 1.0
+    seed: int = Field(0, description="weight seed of the tiny preset")
+
+
+class SamplingConfig(_Strict):
+    num_frames: int = 8
+    height: int = 64
+    width: int = 64
+    num_inference_steps: int = 4
+    guidance_scale: float = 7.5
+    negative_prompt: str | None = None
+    fps: int = 8
+
+    @field_validator("num_frames", "num_inference_steps", "fps")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be >= 1 (got {v})")
+        return v
+
+    @field_validator("height", "width")
+    @classmethod
+    def _multiple_of_8(cls, v: int) -> int:
+        if v < 8 or v % 8:
+            raise ValueError(f"must be a positive multiple of 8 (got {v}; try {max(8, round(v / 8) * 8)})")
+        return v
+
+
+class ClipConfig(_Strict):
+    """The open_clip model behind clip_score and frame_consistency."""
+
+    model: str = Field("ViT-B-32-quickgelu", description="open_clip model name, or 'tiny' (seeded random weights)")
+    pretrained: str | None = Field("openai", description="open_clip pretrained tag or a local checkpoint path")
+    seed: int = 0
+    batch_frames: int = 64
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    base: BaseModelConfig = BaseModelConfig()
+    methods: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"per_frame": {}, "animatediff": {}})
+    prompts: str = "smoke"
+    samples_per_prompt: int = 1
+    seed: int = 0
+    sampling: SamplingConfig = SamplingConfig()
+    metrics: list[str] = Field(default_factory=lambda: ["clip_score", "frame_consistency", "temporal_flickering"])
+    clip: ClipConfig = ClipConfig()
+    batch_size: int = 1
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
+
+    @field_validator("samples_per_prompt", "batch_size")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be >= 1 (got {v})")
+        return v
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods_list_or_dict(cls, v: Any) -> Any:
+        if isinstance(v, (list, tuple)):  # `methods: [per_frame, animatediff]` is shorthand for empty options
+            return {str(name): {} for name in v}
+        if isinstance(v, dict):
+            return {k: (opts or {}) for k, opts in v.items()}
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _at_least_one(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("name at least one method")
+        return v
+
+    def generation_dict(self, suite_sha256: str, device: str) -> dict[str, Any]:
+        """Everything that determines the videos: their hash names the default output folder."""
+        return {"base": self.base.model_dump(), "methods": self.methods, "prompts_sha256": suite_sha256,
+                "samples_per_prompt": self.samples_per_prompt, "seed": self.seed,
+                "sampling": self.sampling.model_dump(), "dtype": self.dtype, "device": device}
+
+
+def config_hash(obj: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def config_names() -> list[str]:
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+
+
+def _format_validation_error(where: str, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key; check the spelling against README's config reference"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: {loc}: {msg}{more}"
+
+
+def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Load a named config (bench/configs/<name>.yaml) or a YAML file, then apply dotted overrides."""
+    name_or_path = name_or_path or "smoke"
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = CONFIGS_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            from bench.errors import did_you_mean
+            raise UserError(f"unknown config '{name_or_path}': {did_you_mean(name_or_path, config_names())}, "
+                            "or pass a path to a .yaml file")
+    if not path.is_file():
+        raise UserError(f"config file '{path}' does not exist")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise UserError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: a config must be a YAML mapping (key: value)")
+    doc.setdefault("name", path.stem)
+    for dotted, value in (overrides or {}).items():
+        node = doc
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise UserError(_format_validation_error(str(path), exc)) from None

@@ -1,0 +1,87 @@
+"""AnimateDiff: a motion module (temporal transformers) trained once, plugged into any frozen SD-1.x UNet.
+
+Built entirely from diffusers: `MotionAdapter` (hub id or local folder) + `UNetMotionModel.from_unet2d(base unet)`.
+The `tiny` adapter matches the tiny base and has every motion-module `proj_out` zeroed, as the original AnimateDiff
+initialises it (diffusers' MotionAdapter does not): the untrained module is then an exact identity.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+
+from bench.errors import UserError
+from bench.models import BaseComponents
+from methods.base import LatentVideoMethod
+
+
+def zero_motion_proj_out(adapter: torch.nn.Module) -> int:
+    """Zero `proj_out` of every motion module (AnimateDiff's `zero_initialize`); returns how many were zeroed."""
+    count = 0
+    for name, module in adapter.named_modules():
+        if name.endswith("proj_out") and "motion_modules" in name and isinstance(module, torch.nn.Linear):
+            torch.nn.init.zeros_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+            count += 1
+    return count
+
+
+def tiny_motion_adapter(unet_config: Any, seed: int = 0, zero_init: bool = True, max_seq_length: int = 32):
+    """A random MotionAdapter shaped for `unet_config` (channel widths and layers per block must match)."""
+    from diffusers import MotionAdapter
+
+    torch.manual_seed(seed)
+    adapter = MotionAdapter(block_out_channels=tuple(unet_config.block_out_channels),
+                            motion_layers_per_block=unet_config.layers_per_block,
+                            motion_norm_num_groups=unet_config.norm_num_groups,
+                            motion_num_attention_heads=2, motion_max_seq_length=max_seq_length,
+                            use_motion_mid_block=False)
+    if zero_init:
+        zero_motion_proj_out(adapter)
+    return adapter
+
+
+def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0):
+    from diffusers import MotionAdapter
+
+    from bench.models import _check_source, _from_pretrained
+
+    if spec == "tiny":
+        return tiny_motion_adapter(unet_config, seed)
+    _check_source(spec, "motion_adapter")
+    return _from_pretrained(MotionAdapter, spec, "motion adapter")
+
+
+class AnimateDiff(LatentVideoMethod):
+    name = "animatediff"
+    version = "1"
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False}
+
+    def __init__(self, base: BaseComponents, **options: Any):
+        from diffusers import UNetMotionModel
+
+        super().__init__(base, **options)
+        self.adapter = load_motion_adapter(self.options["motion_adapter"], base.unet.config,
+                                           self.options["adapter_seed"])
+        if self.options["zero_init_proj_out"]:  # start a from-scratch training run from the identity
+            zero_motion_proj_out(self.adapter)
+        try:
+            self.unet = UNetMotionModel.from_unet2d(base.unet, self.adapter)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"motion adapter '{self.options['motion_adapter']}' does not fit the base UNet "
+                            f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
+        self.unet.to(self.device, self.dtype).eval().requires_grad_(False)
+        self.max_frames = int(self.adapter.config.motion_max_seq_length)
+
+    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        num_frames = latents.shape[2]
+        if num_frames > self.max_frames:
+            raise UserError(f"animatediff: {num_frames} frames exceed the motion adapter's "
+                            f"motion_max_seq_length={self.max_frames}; lower sampling.num_frames")
+        return self.unet(latents, t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
+
+    def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
+        return (p for name, p in self.unet.named_parameters() if "motion_modules." in name)

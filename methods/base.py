@@ -1,0 +1,157 @@
+"""The denoising loop every method shares; a method supplies `predict_noise` (and, if it needs to, its own
+initial latents or a whole `sample_latents`).
+
+Latents are (B, C, F, h, w) throughout, frames folded batch-major (row = b * F + f) when a 2-D UNet needs them,
+as diffusers' UNetMotionModel does. Each item's noise comes from its own CPU generator seeded with
+`request.seed`, drawn in float32 as (C, F, h, w), so a sample never depends on the batch it ran in, on the device,
+or on the dtype.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar, Iterable, Sequence
+
+import torch
+
+from bench.api import GenRequest, Video
+from bench.models import BaseComponents
+from bench.perf import timed
+
+
+class LatentVideoMethod:
+    """Base for methods built on a Stable-Diffusion-style latent T2I."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    decode_chunk_size: int = 16
+
+    def __init__(self, base: BaseComponents, **options: Any):
+        unknown = set(options) - set(self.option_defaults())
+        if unknown:
+            from bench.errors import UserError, did_you_mean
+            bad = sorted(unknown)[0]
+            raise UserError(f"method '{self.name}' has no option '{bad}': "
+                            f"{did_you_mean(bad, self.option_defaults()) if self.option_defaults() else 'it takes none'}")
+        self.base = base
+        self.options = {**self.option_defaults(), **options}
+
+    # ------------------------------------------------------------------ what a method overrides
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {}
+
+    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        """latents (B, C, F, h, w), text_embeds (B, L, D) -> noise prediction (B, C, F, h, w)."""
+        raise NotImplementedError
+
+    def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """(C, F, h, w) float32 on CPU from the request's own generator: frames drawn independently."""
+        generator = torch.Generator("cpu").manual_seed(request.seed)
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+    def config(self) -> dict[str, Any]:
+        return {"method": self.name, "version": self.version, "base": self.base.source, "options": self.options}
+
+    def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
+        return []
+
+    # ------------------------------------------------------------------ shared machinery
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
+    def fold_frames(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, C, F, h, w) -> (B*F, C, h, w), batch-major."""
+        b, c, f, h, w = latents.shape
+        return latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+
+    @staticmethod
+    def unfold_frames(x: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(B*F, C, h, w) -> (B, C, F, h, w)."""
+        bf, c, h, w = x.shape
+        return x.reshape(bf // num_frames, num_frames, c, h, w).permute(0, 2, 1, 3, 4)
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        tok = self.base.tokenizer(list(prompts), padding="max_length", max_length=self.base.tokenizer.model_max_length,
+                                  truncation=True, return_tensors="pt")
+        return self.base.text_encoder(tok.input_ids.to(self.device))[0].to(self.dtype)
+
+    def latent_shape(self, request: GenRequest) -> tuple[int, int, int, int]:
+        f = self.base.vae_scale_factor
+        return (self.base.unet.config.in_channels, request.num_frames, request.height // f, request.width // f)
+
+    def make_scheduler(self, steps: int):
+        scheduler = copy.deepcopy(self.base.scheduler)  # schedulers carry per-call state
+        scheduler.set_timesteps(steps, device=self.device)
+        return scheduler
+
+    def guided_noise(self, latents: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, scheduler: Any,
+                     guidance_scale: float) -> torch.Tensor:
+        """One classifier-free-guided noise prediction. `embeds` is [uncond; cond] when guidance is on."""
+        do_cfg = guidance_scale > 1.0
+        model_in = torch.cat([latents, latents]) if do_cfg else latents
+        model_in = scheduler.scale_model_input(model_in, t)
+        noise = self.predict_noise(model_in, t, embeds)
+        if do_cfg:
+            uncond, cond = noise.chunk(2)
+            noise = uncond + guidance_scale * (cond - uncond)
+        return noise
+
+    def sample_latents(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
+                       requests: Sequence[GenRequest]) -> torch.Tensor:
+        """Plain DDIM-style sampling from the initial latents over all steps."""
+        scheduler = self.make_scheduler(request.num_inference_steps)
+        latents = latents * scheduler.init_noise_sigma
+        for t in scheduler.timesteps:
+            noise = self.guided_noise(latents, t, embeds, scheduler, request.guidance_scale)
+            latents = scheduler.step(noise, t, latents).prev_sample
+        return latents
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, C, F, h, w) latents -> (B, F, 3, H, W) float32 frames in [0, 1] on CPU."""
+        b, _, f = latents.shape[:3]
+        flat = self.fold_frames(latents) / self.base.vae.config.scaling_factor
+        images = torch.cat([self.base.vae.decode(chunk).sample for chunk in flat.split(self.decode_chunk_size)])
+        images = (images.float() / 2 + 0.5).clamp(0, 1).cpu()
+        return images.reshape(b, f, *images.shape[1:])
+
+    @torch.no_grad()
+    def generate(self, requests: Sequence[GenRequest]) -> list[Video]:
+        if not requests:
+            return []
+        first = requests[0]
+        if any(r.settings() != first.settings() for r in requests):
+            # Different sizes cannot share a tensor: run each setting group on its own, keep the order.
+            return [video for r in requests for video in self.generate([r])]
+        stages: dict[str, float] = {}
+        with timed(stages, "encode_seconds", self.device):
+            cond = self.encode_prompts([r.prompt for r in requests])
+            if first.guidance_scale > 1.0:
+                uncond = self.encode_prompts([r.negative_prompt or "" for r in requests])
+                embeds = torch.cat([uncond, cond])
+            else:
+                embeds = cond
+        shape = self.latent_shape(first)
+        latents = torch.stack([self.initial_noise(r, shape) for r in requests]).to(self.device, self.dtype)
+        with timed(stages, "denoise_seconds", self.device):
+            latents = self.sample_latents(latents, embeds, first, requests)
+        with timed(stages, "decode_seconds", self.device):
+            frames = self.decode(latents)
+        per_item = {k: v / len(requests) for k, v in stages.items()}
+        return [Video(frames=frames[i], fps=r.fps, info=dict(per_item)) for i, r in enumerate(requests)]
+
+
+def count_parameters(params: Iterable[torch.nn.Parameter]) -> int:
+    seen: set[int] = set()
+    total = 0
+    for p in params:
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel()
+    return total

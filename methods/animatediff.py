@@ -73,7 +73,10 @@ class AnimateDiff(LatentVideoMethod):
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"motion adapter '{self.options['motion_adapter']}' does not fit the base UNet "
                             f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
-        self.unet.to(self.device, self.dtype).eval().requires_grad_(False)
+        self.unet.to(self.device)
+        if self.unet.dtype != self.dtype:
+            self.unet.to(self.dtype)
+        self.unet.eval().requires_grad_(False)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,139 @@
+"""Command line: t2v-bench run | generate | evaluate | ls.
+
+Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
+keeps every finished video; a run with failed items exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from bench.errors import UserError
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="config name (see `t2v-bench ls configs`) or a YAML path; default: smoke")
+    p.add_argument("--methods", help="comma-separated subset of methods, e.g. per_frame,animatediff")
+    p.add_argument("--prompts", help="prompt suite name or a .yaml/.jsonl file")
+    p.add_argument("--samples", type=int, help="samples per prompt")
+    p.add_argument("--frames", type=int, help="frames per video")
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--steps", type=int, help="denoising steps")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, help="base seed of the per-sample seed rule")
+    p.add_argument("--out", help="run folder (default: results/runs/<config>-<hash>, so a rerun resumes)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"])
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="t2v-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("run", "generate, evaluate and write run.json + report.md (default: the smoke config)"),
+                            ("generate", "only generate videos (cached, resumable)"),
+                            ("evaluate", "only score the videos already generated")):
+        p = sub.add_parser(name, help=help_text)
+        _run_args(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    ls = sub.add_parser("ls", help="list methods, metrics, prompt suites and configs")
+    ls.add_argument("what", nargs="?", choices=["methods", "metrics", "suites", "configs"])
+    ls.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    simple = {"prompts": "prompts", "samples": "samples_per_prompt", "frames": "sampling.num_frames",
+              "height": "sampling.height", "width": "sampling.width", "steps": "sampling.num_inference_steps",
+              "guidance": "sampling.guidance_scale", "batch_size": "batch_size", "seed": "seed",
+              "device": "device", "dtype": "dtype"}
+    for attr, dotted in simple.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            out[dotted] = value
+    return out
+
+
+def cmd_run(args: argparse.Namespace, stage: str) -> int:
+    from bench.config import load_config
+    from bench.runner import Runner
+
+    cfg = load_config(args.config, _overrides(args))
+    if args.methods:
+        from bench.registry import METHODS
+        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+        for name in wanted:
+            METHODS.target(name)
+        cfg = cfg.model_copy(update={"methods": {m: cfg.methods.get(m, {}) for m in wanted}})
+    started = time.perf_counter()
+    runner = Runner(cfg, args.out, progress=not args.no_progress)
+    try:
+        result = runner.run(stage)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished videos are kept in {runner.out_dir}; rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    elapsed = time.perf_counter() - started
+    for method, c in result.counts.items():
+        print(f"{method}: {c['generated']} generated, {c['skipped']} already done, {c['failed']} failed")
+    print(f"run folder: {result.out_dir}  ({elapsed:.1f} s)")
+    if (result.out_dir / "report.md").exists():
+        print(f"report: {result.out_dir / 'report.md'}")
+    if result.failed:
+        print(f"error: {result.failed} item(s) failed (see the log above); rerun to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from bench.config import config_names
+    from bench.prompts import suite_names
+    from bench.registry import METHODS, METRICS
+
+    sections = {"methods": [f"{n}  ({METHODS.target(n)})" for n in METHODS.names()],
+                "metrics": [f"{n}  ({METRICS.target(n)})" for n in METRICS.names()],
+                "suites": suite_names(), "configs": config_names()}
+    for what, names in sections.items():
+        if args.what in (None, what):
+            print(f"{what}:")
+            for n in names:
+                print(f"  {n}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    if not args.debug:  # library chatter (deprecations, random-init notices) hides the one line that matters
+        import warnings
+        warnings.filterwarnings("ignore")
+        for name in ("diffusers", "transformers", "root", "open_clip"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger().setLevel(logging.ERROR)
+        from diffusers.utils import logging as diffusers_logging
+        diffusers_logging.set_verbosity_error()
+        logging.getLogger("t2v_bench").setLevel(logging.WARNING)
+    try:
+        if args.command in ("run", "generate", "evaluate"):
+            return cmd_run(args, "all" if args.command == "run" else args.command)
+        if args.command == "ls":
+            return cmd_ls(args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""plan -> generate (cached, resumable) -> evaluate -> record.
+
+Every work item (method, prompt, sample index) is independent: its seed derives from (base seed, prompt id,
+sample index) only, and its video is written atomically under a cache key, so a rerun skips finished items and an
+interrupted run loses nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import bench
+from bench.api import GenRequest, Video
+from bench.config import RunConfig, config_hash
+from bench.errors import UserError
+from bench.models import load_base, resolve_device, resolve_dtype
+from bench.perf import MemoryWatch, summarize
+from bench.prompts import PromptSuite, load_suite
+from bench.registry import METHODS
+from bench.store import SCHEMA_VERSION, RunStore, atomic_write_json, environment, git_state, write_jsonl
+
+log = logging.getLogger("t2v_bench")
+SEED_RULE = "int(sha256(f'{seed}/{prompt_id}/{sample}').hexdigest()[:8], 16)"
+
+
+def derive_seed(base_seed: int, prompt_id: str, sample: int) -> int:
+    """The seed of one sample: independent of method, batch position, rank and world size."""
+    return int(hashlib.sha256(f"{base_seed}/{prompt_id}/{sample}".encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    method: str
+    sample: int
+    request: GenRequest
+    key: str  # cache key: method name + version + options + base + dtype + request
+
+    @property
+    def prompt_id(self) -> str:
+        return self.request.prompt_id
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    record: dict
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.get("failed", 0) for c in self.counts.values())
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, progress: bool = True):
+        self.cfg = cfg
+        for name in cfg.methods:
+            METHODS.target(name)  # unknown names fail now, before any work
+        from bench.registry import METRICS
+        for name in cfg.metrics:
+            METRICS.target(name)
+        self.suite: PromptSuite = load_suite(cfg.prompts)
+        self.device = resolve_device(cfg.device)
+        self.dtype = resolve_dtype(cfg.dtype, self.device)
+        self.generation = cfg.generation_dict(self.suite.sha256, self.device.type)
+        self.generation_hash = config_hash(self.generation)
+        self.out_dir = Path(out_dir) if out_dir else default_out_dir(cfg, self.generation_hash)
+        self.store = RunStore(self.out_dir)
+        self.progress = progress
+        self._base = None
+
+    # ------------------------------------------------------------------ plan
+    def plan(self) -> list[WorkItem]:
+        s = self.cfg.sampling
+        items = []
+        for method in self.cfg.methods:
+            version = getattr(METHODS.get(method), "version", "0")
+            identity = {"method": method, "version": version, "options": self.cfg.methods[method],
+                        "base": self.cfg.base.model_dump(), "dtype": self.cfg.dtype, "device": self.device.type}
+            for prompt in self.suite.prompts:
+                for k in range(self.cfg.samples_per_prompt):
+                    request = GenRequest(prompt_id=prompt.id, prompt=prompt.text,
+                                         seed=derive_seed(self.cfg.seed, prompt.id, k), num_frames=s.num_frames,
+                                         height=s.height, width=s.width, num_inference_steps=s.num_inference_steps,
+                                         guidance_scale=s.guidance_scale, negative_prompt=s.negative_prompt, fps=s.fps)
+                    key = config_hash({**identity, "request": request.to_dict()})
+                    items.append(WorkItem(method, k, request, key))
+        return items
+
+    # ------------------------------------------------------------------ generate
+    def base(self):
+        if self._base is None:
+            b = self.cfg.base
+            self._base = load_base(b.model, revision=b.revision, unet=b.unet, lora=b.lora, lora_scale=b.lora_scale,
+                                   seed=b.seed, device=self.device, dtype=self.dtype)
+        return self._base
+
+    def build_method(self, name: str):
+        return METHODS.get(name)(self.base(), **self.cfg.methods[name])
+
+    def generate(self, items: list[WorkItem] | None = None) -> dict[str, dict[str, int]]:
+        """Generate every item not already on disk; returns counts per method."""
+        items = self.plan() if items is None else items
+        counts: dict[str, dict[str, int]] = {}
+        for method_name in self.cfg.methods:
+            mine = [it for it in items if it.method == method_name]
+            todo = [it for it in mine if not self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
+            counts[method_name] = {"planned": len(mine), "generated": 0, "skipped": len(mine) - len(todo), "failed": 0}
+            if not todo:
+                continue
+            method = self.build_method(method_name)
+            with MemoryWatch(self.device) as mem:
+                self._warm_up(method, todo[0].request)
+                for batch in _batches(todo, self.cfg.batch_size, self._progress(len(todo), method_name)):
+                    try:
+                        started = time.perf_counter()
+                        videos = method.generate([it.request for it in batch])
+                        elapsed = time.perf_counter() - started
+                    except (UserError, KeyboardInterrupt):
+                        raise
+                    except Exception as exc:  # one broken batch must not take finished work with it
+                        counts[method_name]["failed"] += len(batch)
+                        log.error("%s failed on %s: %s: %s", method_name, [it.prompt_id for it in batch],
+                                  type(exc).__name__, exc)
+                        continue
+                    if len(videos) != len(batch):
+                        raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
+                    for it, video in zip(batch, videos):
+                        self._save(it, video, elapsed / len(batch), method)
+                        counts[method_name]["generated"] += 1
+            self.store.save_method_perf(method_name, {**mem.result(), **self._param_counts(method)})
+            del method
+        return counts
+
+    def _warm_up(self, method: Any, request: GenRequest) -> None:
+        """One untimed 1-step call at the run's size: lazy init, allocator growth and autotuning stay out of timings."""
+        from dataclasses import replace
+        method.generate([replace(request, num_inference_steps=1)])
+
+    def _param_counts(self, method: Any) -> dict:
+        if hasattr(method, "parameter_counts"):
+            return {"params": method.parameter_counts()}
+        from methods.base import count_parameters
+        return {"params": {"trainable": count_parameters(method.trainable_parameters())}}
+
+    def _save(self, item: WorkItem, video: Video, seconds: float, method: Any) -> None:
+        if video.num_frames != item.request.num_frames:
+            raise RuntimeError(f"{item.method} returned {video.num_frames} frames, {item.request.num_frames} requested")
+        meta = {"key": item.key, "method": item.method, "sample": item.sample, "request": item.request.to_dict(),
+                "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"),
+                "info": video.info, "method_config_hash": config_hash(method.config())}
+        self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
+
+    def _progress(self, total: int, desc: str) -> Callable[[int], None]:
+        if not self.progress:
+            return lambda n: None
+        from tqdm import tqdm
+        bar = tqdm(total=total, desc=f"generate {desc}", unit="video", leave=False)
+        return bar.update
+
+    # ------------------------------------------------------------------ evaluate
+    def evaluate(self, items: list[WorkItem] | None = None) -> tuple[dict[str, dict], list[dict]]:
+        """Score every finished video; returns ({method: {metric: summary}}, per-video rows in plan order)."""
+        from bench.metrics import build_metrics
+
+        items = self.plan() if items is None else items
+        done = [it for it in items if self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
+        metrics = build_metrics(self.cfg.metrics, self.cfg, self.device) if done else {}
+        results: dict[str, dict] = {}
+        rows: list[dict] = []
+        for method_name in self.cfg.methods:
+            mine = [it for it in done if it.method == method_name]
+            for metric in metrics.values():
+                metric.reset()
+            for batch in _batches(mine, 8, lambda n: None):
+                videos = [Video.from_uint8(self.store.load_frames(it.method, it.prompt_id, it.sample), it.request.fps)
+                          for it in batch]
+                prompts = [it.request.prompt for it in batch]
+                per_video: dict[str, list] = {}
+                for name, metric in metrics.items():
+                    metric.update(videos, prompts)
+                    if metric.last_values is not None:
+                        per_video[name] = metric.last_values
+                for i, it in enumerate(batch):
+                    rows.append(self._sample_row(it, {n: v[i] for n, v in per_video.items()}))
+            results[method_name] = {
+                name: {"value": _finite(metric.compute()), "n": len(mine), "higher_is_better": metric.higher_is_better,
+                       **metric.describe()}
+                for name, metric in metrics.items() if mine}
+        return results, rows
+
+    def _sample_row(self, it: WorkItem, values: dict[str, float]) -> dict:
+        stem = self.store.item_stem(it.method, it.prompt_id, it.sample)
+        meta = self.store.load_item_meta(it.method, it.prompt_id, it.sample)
+        return {"method": it.method, "prompt_id": it.prompt_id, "prompt": it.request.prompt, "sample": it.sample,
+                "seed": it.request.seed, "key": it.key, "video": self.store.relpath(stem.with_suffix(".mp4")),
+                "frames": self.store.relpath(stem.with_suffix(".npy")), "seconds": meta.get("seconds"),
+                "metrics": {k: round(v, 6) for k, v in values.items()}}
+
+    # ------------------------------------------------------------------ record
+    def record(self, metrics: dict[str, dict], counts: dict[str, dict[str, int]], items: list[WorkItem]) -> dict:
+        s = self.cfg.sampling
+        methods: dict[str, Any] = {}
+        for name in self.cfg.methods:
+            mine = [it for it in items if it.method == name]
+            metas = [self.store.load_item_meta(it.method, it.prompt_id, it.sample) for it in mine
+                     if self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
+            perf_file = self.store.load_method_perf(name)
+            c = counts.get(name) or {"planned": len(mine), "generated": 0, "skipped": len(metas), "failed": 0}
+            methods[name] = {
+                "version": getattr(METHODS.get(name), "version", "0"),
+                "options": self.cfg.methods[name],
+                "config_hash": metas[0]["method_config_hash"] if metas else None,
+                "params": perf_file.get("params", {}),
+                "metrics": metrics.get(name, {}),
+                "perf": {**summarize(metas, s.num_frames, s.num_inference_steps),
+                         **{k: v for k, v in perf_file.items() if k != "params"}},
+                "counts": {**c, "finished": len(metas)},
+            }
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.out_dir.name,
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "harness": {"version": bench.__version__, **git_state(Path(bench.__file__).parent)},
+            "env": environment(self.device),
+            "config_name": self.cfg.name,
+            "generation_hash": self.generation_hash,
+            "base": self.cfg.base.model_dump(),
+            "suite": {"name": self.suite.name, "version": self.suite.version, "sha256": self.suite.sha256,
+                      "n_prompts": len(self.suite.prompts), "samples_per_prompt": self.cfg.samples_per_prompt,
+                      "source": self.suite.source},
+            "sampling": {**s.model_dump(), "base_seed": self.cfg.seed, "seed_rule": SEED_RULE,
+                         "generator": "torch.Generator('cpu') per item", "scheduler": "DDIM",
+                         "dtype": self.cfg.dtype, "batch_size": self.cfg.batch_size},
+            "methods": methods,
+        }
+
+    # ------------------------------------------------------------------ all stages
+    def run(self, stage: str = "all") -> RunResult:
+        self.store.claim(self.cfg.model_dump(), self.generation_hash)
+        items = self.plan()
+        counts: dict[str, dict[str, int]] = {}
+        if stage in ("all", "generate"):
+            counts = self.generate(items)
+        metrics, rows = ({}, [])
+        if stage in ("all", "evaluate"):
+            metrics, rows = self.evaluate(items)
+            write_jsonl(self.out_dir / "samples.jsonl", rows)
+        record = self.record(metrics, counts, items)
+        atomic_write_json(self.out_dir / "run.json", record)
+        from bench.report.tables import write_run_report
+        write_run_report(record, self.out_dir / "report.md")
+        return RunResult(self.out_dir, record, counts)
+
+
+def default_out_dir(cfg: RunConfig, generation_hash: str) -> Path:
+    """Derived from the config, so the same command twice resumes instead of starting over."""
+    return Path("results") / "runs" / f"{cfg.name}-{generation_hash[:10]}"
+
+
+def _batches(items: list, size: int, advance: Callable[[int], None]):
+    for start in range(0, len(items), size):
+        batch = items[start:start + size]
+        yield batch
+        advance(len(batch))
+
+
+def _finite(value: torch.Tensor) -> float | None:
+    v = float(value)
+    return None if math.isnan(v) else round(v, 6)

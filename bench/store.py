@@ -1,0 +1,170 @@
+"""The run folder on disk. Every write is atomic (temp file + rename), so a crash or Ctrl-C never leaves a
+half-written file that a rerun would trust.
+
+results/runs/<run_id>/
+  config.json                      resolved config + generation hash (a rerun with another config is refused)
+  videos/<method>/<prompt_id>-s<k>.npy   lossless uint8 frames (F, H, W, C): what the metrics read
+  videos/<method>/<prompt_id>-s<k>.mp4   for people (H.264 via imageio-ffmpeg)
+  videos/<method>/<prompt_id>-s<k>.json  item record (request, cache key, timings); written last = "done"
+  videos/<method>/perf.json         peak memory of the latest generation session of that method
+  samples.jsonl, run.json, report.md
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from bench.errors import UserError
+
+SCHEMA_VERSION = "1.0"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
+
+
+def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    atomic_write_bytes(path, "".join(json.dumps(r, default=str) + "\n" for r in rows).encode())
+
+
+def read_json(path: Path) -> Any:
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def write_mp4(path: Path, frames_uint8: np.ndarray, fps: int) -> None:
+    """H.264 mp4 for viewing (PyAV through imageio); sides are multiples of 8, so the encoder needs no padding."""
+    import imageio.v3 as iio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    iio.imwrite(tmp, frames_uint8, plugin="pyav", extension=".mp4", codec="libx264", fps=fps)
+    os.replace(tmp, path)
+
+
+class RunStore:
+    """One run folder. Item files are keyed by (method, prompt_id, sample index) and validated by cache key."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    # --------------------------------------------------------------- run-level
+    def claim(self, config_doc: dict, generation_hash: str) -> None:
+        """Create the folder, or check that it holds a run of the same configuration."""
+        path = self.root / "config.json"
+        if path.exists():
+            previous = read_json(path)
+            if previous.get("generation_hash") != generation_hash:
+                raise UserError(f"{self.root} holds a run of a different configuration "
+                                f"(hash {previous.get('generation_hash', '?')[:12]} vs {generation_hash[:12]}); "
+                                "pass another --out DIR, or delete that folder to start over")
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"generation_hash": generation_hash, "config": config_doc})
+
+    # --------------------------------------------------------------- items
+    def item_stem(self, method: str, prompt_id: str, sample: int) -> Path:
+        return self.root / "videos" / method / f"{prompt_id}-s{sample}"
+
+    def is_done(self, method: str, prompt_id: str, sample: int, key: str) -> bool:
+        stem = self.item_stem(method, prompt_id, sample)
+        meta = stem.with_suffix(".json")
+        if not (meta.is_file() and stem.with_suffix(".npy").is_file()):
+            return False
+        try:
+            return read_json(meta).get("key") == key
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    def save_item(self, method: str, prompt_id: str, sample: int, frames_uint8: torch.Tensor, fps: int,
+                  meta: dict) -> None:
+        stem = self.item_stem(method, prompt_id, sample)
+        array = frames_uint8.numpy()
+        buf = _npy_bytes(array)
+        atomic_write_bytes(stem.with_suffix(".npy"), buf)
+        write_mp4(stem.with_suffix(".mp4"), array, fps)
+        atomic_write_json(stem.with_suffix(".json"), meta)  # last: marks the item done
+
+    def load_frames(self, method: str, prompt_id: str, sample: int) -> torch.Tensor:
+        """(F, H, W, C) uint8."""
+        path = self.item_stem(method, prompt_id, sample).with_suffix(".npy")
+        return torch.from_numpy(np.load(path, allow_pickle=False))
+
+    def load_item_meta(self, method: str, prompt_id: str, sample: int) -> dict:
+        return read_json(self.item_stem(method, prompt_id, sample).with_suffix(".json"))
+
+    def relpath(self, path: Path) -> str:
+        return str(path.relative_to(self.root))
+
+    # --------------------------------------------------------------- per-method perf
+    def save_method_perf(self, method: str, perf: dict) -> None:
+        atomic_write_json(self.root / "videos" / method / "perf.json", perf)
+
+    def load_method_perf(self, method: str) -> dict:
+        path = self.root / "videos" / method / "perf.json"
+        return read_json(path) if path.is_file() else {}
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def git_state(path: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the harness checkout (None outside a git checkout)."""
+    try:
+        sha = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=5).stdout.strip()) if sha else None
+        return {"git_sha": sha, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_sha": None, "dirty": None}
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg: str) -> str | None:
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return None
+
+    env: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                           "torch": torch.__version__, "diffusers": v("diffusers"), "transformers": v("transformers"),
+                           "open_clip": v("open-clip-torch"), "torchmetrics": v("torchmetrics"),
+                           "accelerate": v("accelerate"), "device": str(device),
+                           "cpu_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version(), gpu_count=torch.cuda.device_count())
+    else:
+        env["device_name"] = platform.processor() or platform.machine()
+    return env

@@ -129,9 +129,10 @@ class SmokeVideoNet(nn.Module):
 
     def __init__(self, dim: int = SMOKE_DIM, seed: int = 0):
         super().__init__()
-        self.conv1 = nn.Conv3d(3, 16, 3, stride=(1, 2, 2), padding=1)
-        self.conv2 = nn.Conv3d(16, 32, 3, stride=2, padding=1)
-        self.proj = nn.Linear(32, dim)
+        with torch.random.fork_rng(devices=[]):  # default layer init draws from the global RNG: keep it untouched
+            self.conv1 = nn.Conv3d(3, 16, 3, stride=(1, 2, 2), padding=1)
+            self.conv2 = nn.Conv3d(16, 32, 3, stride=2, padding=1)
+            self.proj = nn.Linear(32, dim)
         gen = torch.Generator().manual_seed(seed)  # own generator: never touches the global RNG
         with torch.no_grad():
             for name, p in self.named_parameters():
@@ -184,6 +185,11 @@ def load_i3d_state_dict(path: str | Path) -> InceptionI3d:
     state = _unwrap_state_dict(obj, str(path))
     logits = state.get("logits.conv3d.weight")
     net = InceptionI3d(num_classes=int(logits.shape[0]) if logits is not None else 400)
+    for key, value in net.state_dict().items():
+        # checkpoints from PyTorch < 0.4.1 (rgb_imagenet.pt's era) have no BatchNorm step counter; it is unused
+        # at eval, so fill it rather than reject the file
+        if key.endswith(".num_batches_tracked") and key not in state:
+            state[key] = torch.zeros_like(value)
     missing, unexpected = set(net.state_dict()) - set(state), set(state) - set(net.state_dict())
     if missing or unexpected:
         raise UserError(f"'{path}' does not match the piergiaj InceptionI3d layout: {len(missing)} missing keys "

@@ -115,7 +115,8 @@ def load_reference_stats(path: str | Path, protocol: FvdProtocol | None = None,
 def fvd_from_features(fake_feats: torch.Tensor, ref_stats: ReferenceStats | FeatureSums) -> float:
     """FVD of per-video features (N, D) against reference stats (e.g. features stored by the runner)."""
     ref = ref_stats.sums if isinstance(ref_stats, ReferenceStats) else ref_stats
-    return frechet_distance(*FeatureSums.from_features(fake_feats).mean_cov(), *ref.mean_cov())
+    # same argument order as FVD.compute (reference first): the symmetric root is taken of the reference
+    return frechet_distance(*ref.mean_cov(), *FeatureSums.from_features(fake_feats).mean_cov())
 
 
 def bootstrap_fvd_ci(fake_feats: torch.Tensor, ref_stats: ReferenceStats | FeatureSums, n_boot: int = 200,
@@ -181,22 +182,28 @@ class FVD(VideoMetric):
             offsets.append(offset)
         return clip_features(clips, self.detector, self.batch_size), offsets
 
-    def update(self, videos: Sequence[Video], prompts: Sequence[str] | None = None, real: bool = False) -> None:
+    def update(self, videos: Sequence[Video], prompts: Sequence[str] | None = None, real: bool = False,
+               features: torch.Tensor | None = None) -> None:
+        """Adds videos (or, with `features`, precomputed protocol features (N, D)) to the fake or real side."""
         if real and self.reference is not None:
             raise UserError("this FVD has reference stats from a file; do not also add real videos")
-        feats, offsets = self.features(videos)
-        self.last_values, self.last_features, self.last_offsets = None, feats, offsets
-        self.add_features(feats, real=real)
-
-    def add_features(self, feats: torch.Tensor, real: bool = False) -> None:
-        """Adds precomputed protocol features (e.g. reloaded from samples.jsonl) without running the detector."""
-        f = torch.as_tensor(feats).to(self.fake_sum.device, torch.float64)
+        offsets = None
+        if features is None:
+            features, offsets = self.features(videos)
+        self.last_offsets = offsets
+        f = torch.as_tensor(features).to(torch.float64)
         if f.ndim != 2 or f.shape[1] != self.detector.num_features:
             raise ValueError(f"features must be (N, {self.detector.num_features}), got {tuple(f.shape)}")
+        self.last_values, self.last_features = None, f.cpu()
+        f = f.to(self.fake_sum.device)
         side = "real" if real else "fake"
         setattr(self, f"{side}_sum", getattr(self, f"{side}_sum") + f.sum(0))
         setattr(self, f"{side}_outer", getattr(self, f"{side}_outer") + f.T @ f)
         setattr(self, f"{side}_n", getattr(self, f"{side}_n") + f.shape[0])
+
+    def add_features(self, feats: torch.Tensor, real: bool = False) -> None:
+        """Adds precomputed protocol features (e.g. reloaded from samples.jsonl) without running the detector."""
+        self.update((), real=real, features=feats)
 
     def fake_sums(self) -> FeatureSums:
         return FeatureSums(self.fake_sum.cpu(), self.fake_outer.cpu(), int(self.fake_n))

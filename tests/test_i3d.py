@@ -12,7 +12,7 @@ import torch
 from bench.errors import UserError
 from bench.metrics.fvd_detectors import (I3DStateDictDetector, SmokeDetector, file_sha256, is_torchscript_archive,
                                          load_detector, load_i3d_state_dict)
-from bench.metrics.i3d import InceptionI3d, same_padding
+from bench.metrics.i3d import InceptionI3d, SamePadMaxPool3d, same_padding
 
 MANIFEST = Path(__file__).parent / "data" / "i3d_state_dict_manifest.json"
 
@@ -50,6 +50,16 @@ def test_same_padding_is_tensorflow_same(size, kernel, stride):
     out = math.ceil(size / stride)
     total = max((out - 1) * stride + kernel - size, 0)
     assert same_padding(size, kernel, stride) == (total // 2, total - total // 2)
+
+
+def test_same_padding_per_axis_on_a_non_square_input():
+    # each axis gets its own padding: a max pool with SAME padding keeps ceil(size / stride) on every axis
+    x = torch.rand(1, 2, 6, 9, 14)
+    out = SamePadMaxPool3d((3, 3, 2), (2, 2, 2))(x)
+    assert out.shape == (1, 2, 3, 5, 7)
+    # TF SAME by hand: T 6 -> pad 1, all at the back; H 9 -> pad 2 -> (1, 1); W 14 -> pad 0
+    ref = torch.nn.functional.pad(x, (0, 0, 1, 1, 0, 1))
+    assert torch.equal(out, torch.nn.functional.max_pool3d(ref, (3, 3, 2), (2, 2, 2)))
 
 
 def test_strict_round_trip_and_legacy_format(i3d_file, tmp_path):

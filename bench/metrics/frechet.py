@@ -65,7 +65,7 @@ def mean_cov_from_sums(total: torch.Tensor, outer: torch.Tensor, n: int) -> tupl
     return mu, (cov + cov.T) / 2  # symmetrise away rounding
 
 
-def _sqrt_psd(mat: torch.Tensor) -> torch.Tensor:
+def sqrt_psd(mat: torch.Tensor) -> torch.Tensor:
     """Symmetric square root of a symmetric PSD matrix; tiny negative eigenvalues (rounding) clip to 0."""
     vals, vecs = torch.linalg.eigh(mat)
     return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
@@ -73,7 +73,7 @@ def _sqrt_psd(mat: torch.Tensor) -> torch.Tensor:
 
 def trace_sqrt_product(cov1: torch.Tensor, cov2: torch.Tensor) -> torch.Tensor:
     """tr sqrt(Σ1 Σ2) computed as Σ sqrt(eig(√Σ1 Σ2 √Σ1)) (same eigenvalues, symmetric matrix)."""
-    root1 = _sqrt_psd(cov1)
+    root1 = sqrt_psd(cov1)
     mid = root1 @ cov2 @ root1
     return torch.linalg.eigvalsh((mid + mid.T) / 2).clamp_min(0).sqrt().sum()
 

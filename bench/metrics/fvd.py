@@ -123,14 +123,14 @@ def bootstrap_fvd_ci(fake_feats: torch.Tensor, ref_stats: ReferenceStats | Featu
                      seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of FVD, resampling the generated videos with replacement (the reference
     is a fixed set of sums). It shows sampling noise at this N; it does not remove FD's small-N bias."""
-    from bench.metrics.frechet import _sqrt_psd
+    from bench.metrics.frechet import sqrt_psd
 
     feats = torch.as_tensor(fake_feats).to(torch.float64)
     if feats.ndim != 2 or feats.shape[0] < 2:
         raise ValueError("bootstrap needs features (N >= 2, D)")
     ref = ref_stats.sums if isinstance(ref_stats, ReferenceStats) else ref_stats
     mu_r, cov_r = ref.mean_cov()
-    root_r = _sqrt_psd(cov_r)  # fixed across resamples: compute once
+    root_r = sqrt_psd(cov_r)  # fixed across resamples: compute once
     tr_r = torch.trace(cov_r)
     gen = torch.Generator().manual_seed(seed)
     n = feats.shape[0]

@@ -103,6 +103,11 @@ class I3DStateDictDetector(Detector):
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:
         return self.net(_clips_to_input(clips, 224, self.device))
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "note": "comparable only with FVDs made with this sha256: piergiaj's "
+                "rgb_imagenet.pt is not the tf.hub FVD I3D; converted tf.hub weights (VideoGPT/TATS "
+                "i3d_pretrained_400.pt) or StyleGAN-V's TorchScript are the published-number detectors"}
+
 
 class I3DTorchScriptDetector(Detector):
     kind = "i3d_torchscript"

@@ -125,8 +125,8 @@ def test_update_exposes_features_not_values(smoke, reference):
     assert m.last_features.shape == (5, smoke.num_features) and m.last_features.dtype == torch.float64
     # features stored by the runner reproduce the metric's value
     assert fvd_from_features(m.last_features, reference) == pytest.approx(float(m.compute()), rel=1e-9)
-    lo, hi = bootstrap_fvd_ci(m.last_features, reference, n_boot=50, seed=0)
-    assert lo <= hi and (lo, hi) == bootstrap_fvd_ci(m.last_features, reference, n_boot=50, seed=0)
+    lo, hi = bootstrap_fvd_ci(m.last_features, reference, n_boot=30, seed=0)
+    assert lo <= hi and (lo, hi) == bootstrap_fvd_ci(m.last_features, reference, n_boot=30, seed=0)
     assert lo < float(m.compute()) * 1.5 and hi > float(m.compute()) * 0.5
 
 
@@ -279,17 +279,23 @@ def test_reading_videos(tmp_path):
 
 
 def test_ucf101_layout_and_suite(tmp_path):
+    import imageio.v3 as iio
+
     root = tmp_path / "UCF-101"
-    for cls in ("ApplyEyeMakeup", "YoYo"):
+    for c, cls in enumerate(("ApplyEyeMakeup", "YoYo")):
         (root / cls).mkdir(parents=True)
-        for g in range(3):
-            (root / cls / f"v_{cls}_g0{g}_c01.avi").write_bytes(b"")
+        for g, video in enumerate(procedural_videos(3, seed=c, num_frames=9, height=32, width=32)):
+            iio.imwrite(root / cls / f"v_{cls}_g0{g}_c01.avi", video.to_uint8().numpy(), fps=25, codec="mpeg4",
+                        plugin="pyav")
     assert len(ucf101_videos(tmp_path)) == 6
     assert [p.name for p in ucf101_videos(root, max_per_class=1)] == ["v_ApplyEyeMakeup_g00_c01.avi",
                                                                      "v_YoYo_g00_c01.avi"]
     split = tmp_path / "testlist01.txt"
     split.write_text("YoYo/v_YoYo_g02_c01.avi\n")
     assert [p.name for p in ucf101_videos(root, split_list=split)] == ["v_YoYo_g02_c01.avi"]
+    summary = fvd_stats_main(str(tmp_path), str(tmp_path / "ucf.safetensors"), layout="ucf101", max_per_folder=2,
+                             num_frames=8, name="ucf-test")
+    assert summary["n"] == 4 and summary["name"] == "ucf-test" and summary["protocol"] == "fvd_smoke_8f"
     suite = load_suite("ucf101")
     assert len(suite.prompts) == 101 and suite.prompts[0].id == "ucf-001" and suite.prompts[-1].id == "ucf-101"
     assert suite.prompts[0].text == "apply eye makeup" and suite.prompts[0].tags == ("ucf101", "ApplyEyeMakeup")

@@ -223,7 +223,9 @@ class FVD(VideoMetric):
         n_fake, n_real = int(self.fake_n), self.real_sums().count
         reasons = []
         if not self.detector.comparable:
-            reasons.append("smoke detector (random weights)")
+            reasons.append(f"{self.detector.kind} detector (random weights, plumbing check only)")
+        if n_fake < 2 or n_real < 2:
+            reasons.append("fewer than 2 clips on a side: no covariance, the value is NaN")
         if n_fake < self.min_n or n_real < self.min_n:
             reasons.append(f"N below {self.min_n} (real {n_real}, fake {n_fake}); FD bias grows like d/N")
         ref = self.reference

@@ -215,8 +215,10 @@ def test_record_fields(smoke, reference):
 
 def test_from_run_config_builds_the_smoke_setup():
     cfg = RunConfig.model_validate({"sampling": {"height": 32, "width": 32}, "fvd": {"procedural_videos": 8}})
-    m = FVD.from_run_config(cfg, "cpu")
-    assert m.protocol.id == "fvd_smoke_8f" and m.reference.sums.count == 8
+    from bench.metrics import build_metrics
+
+    m = build_metrics(["fvd"], cfg, torch.device("cpu"))["fvd"]
+    assert isinstance(m, FVD) and m.protocol.id == "fvd_smoke_8f" and m.reference.sums.count == 8
     assert m.reference.name == "procedural:n=8,seed=0,32x32,8f"
     m.update(_videos(4, seed=9), [""] * 4)
     assert torch.isfinite(m.compute())

@@ -19,10 +19,14 @@ MANIFEST = Path(__file__).parent / "data" / "i3d_state_dict_manifest.json"
 
 @pytest.fixture(scope="module")
 def i3d_file(tmp_path_factory) -> Path:
-    """A random I3D with non-default BatchNorm statistics, saved as a plain state dict."""
+    """A random I3D with non-default BatchNorm statistics, saved as a plain state dict. Convs get He init:
+    PyTorch's default init shrinks the signal through ~20 layers until every input gives the logits' bias."""
     torch.manual_seed(0)
     net = InceptionI3d()
     with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv3d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
         for name, buf in net.named_buffers():
             if name.endswith("running_mean"):
                 buf.normal_(0, 0.1)
@@ -104,13 +108,16 @@ def test_i3d_detector_features_time_mean_logits(i3d_file):
     det = load_detector(str(i3d_file))
     assert isinstance(det, I3DStateDictDetector) and det.kind == "i3d_state_dict"
     assert det.sha256 == file_sha256(i3d_file) and det.num_features == 400
-    clips = torch.randint(0, 256, (1, 3, 16, 48, 64), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(1)
+    clips = torch.randint(0, 256, (2, 3, 16, 48, 64), generator=g, dtype=torch.uint8)
+    clips[1, :, :, :24] //= 4  # a darker upper half: a clearly different clip
     feats = det.features(clips)
-    assert feats.shape == (1, 400) and feats.dtype == torch.float64
+    assert feats.shape == (2, 400) and feats.dtype == torch.float64
+    assert (feats[0] - feats[1]).abs().max() > 1e-2  # the random network does not collapse to its bias
     # independent of the detector's own path: squash to 224 by hand, [-1, 1], call the network
-    x = clips.float().permute(0, 2, 1, 3, 4).reshape(16, 3, 48, 64)
+    x = clips.float().permute(0, 2, 1, 3, 4).reshape(32, 3, 48, 64)
     x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
-    x = (x / 127.5 - 1).reshape(1, 16, 3, 224, 224).permute(0, 2, 1, 3, 4)
+    x = (x / 127.5 - 1).reshape(2, 16, 3, 224, 224).permute(0, 2, 1, 3, 4)
     with torch.no_grad():
         direct = det.net(x)
     assert torch.allclose(feats, direct.double(), atol=1e-4)

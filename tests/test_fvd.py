@@ -225,6 +225,11 @@ def test_from_run_config_builds_the_smoke_setup():
     bad = RunConfig.model_validate({"fvd": {"protocol": "fvd_i3d_16f"}})
     with pytest.raises(UserError):
         FVD.from_run_config(bad, "cpu")
+    from pydantic import ValidationError
+
+    for field, value in (("batch_size", 0), ("num_frames", 0), ("offset_rule", "middle"), ("detector_kind", "x")):
+        with pytest.raises(ValidationError):
+            RunConfig.model_validate({"fvd": {field: value}})
 
 
 # --- reference statistics files ---------------------------------------------------------------------------------

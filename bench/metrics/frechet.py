@@ -36,14 +36,6 @@ class FeatureSums:
     def dim(self) -> int:
         return int(self.sum.shape[0])
 
-    def add(self, feats: torch.Tensor) -> None:
-        f = _as_features(feats)
-        if f.shape[1] != self.dim:
-            raise ValueError(f"features have {f.shape[1]} dims, the sums {self.dim}")
-        self.sum += f.sum(0)
-        self.outer += f.T @ f
-        self.count += int(f.shape[0])
-
     def mean_cov(self) -> tuple[torch.Tensor, torch.Tensor]:
         return mean_cov_from_sums(self.sum, self.outer, self.count)
 

@@ -62,6 +62,41 @@ class ClipConfig(_Strict):
     batch_frames: int = 64
 
 
+class FvdConfig(_Strict):
+    """FVD detector, protocol and reference set. The defaults are the CPU smoke setup (random tiny detector,
+    procedural reference): its numbers are plumbing checks, recorded as not comparable."""
+
+    detector: str = Field("smoke", description="'smoke' (seeded random Conv3d) or a file: piergiaj-layout I3D "
+                                               "state dict (rgb_imagenet.pt) or StyleGAN-V i3d_torchscript.pt")
+    detector_kind: Literal["auto", "i3d_state_dict", "i3d_torchscript", "smoke"] = Field(
+        "auto", description="'auto' loads state dicts only; TorchScript runs code, so it needs 'i3d_torchscript'")
+    protocol: str = Field("auto", description="'auto' (fvd_smoke_<T>f for the smoke detector, else fvd_i3d_16f), "
+                                              "'fvd_i3d_16f', 'fvd_smoke' or 'fvd_smoke_<T>f'")
+    num_frames: int | None = Field(None, description="smoke protocol frame count; None = sampling.num_frames")
+    reference: str = Field("procedural", description="'procedural' (moving shapes at the run's size) or a "
+                                                     ".safetensors file from `t2v-bench fvd-stats`")
+    procedural_videos: int = Field(64, description="clips in the procedural reference set")
+    procedural_seed: int = 0
+    seed: int = Field(0, description="seed of the random clip offset when a video has more frames than the protocol")
+    offset_rule: Literal["random", "first"] = "random"
+    min_n: int = Field(2048, description="below this many real or generated clips the record says comparable: false")
+    batch_size: int = Field(4, description="clips per detector forward pass")
+
+    @field_validator("procedural_videos", "batch_size", "min_n")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"must be >= 1 (got {v})")
+        return v
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames(cls, v: int | None) -> int | None:
+        if v is not None and v < 1:
+            raise ValueError(f"must be >= 1 or null (got {v})")
+        return v
+
+
 class RunConfig(_Strict):
     name: str = "run"
     base: BaseModelConfig = BaseModelConfig()
@@ -72,6 +107,7 @@ class RunConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     metrics: list[str] = Field(default_factory=lambda: ["clip_score", "frame_consistency", "temporal_flickering"])
     clip: ClipConfig = ClipConfig()
+    fvd: FvdConfig = FvdConfig()
     batch_size: int = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"

@@ -54,4 +54,5 @@ METRICS = Registry("metric", {
     "frame_consistency": "bench.metrics.clip:FrameConsistency",
     "frame_consistency_allpairs": "bench.metrics.clip:FrameConsistencyAllPairs",
     "temporal_flickering": "bench.metrics.flicker:TemporalFlickering",
+    "fvd": "bench.metrics.fvd:FVD",
 })

@@ -1,4 +1,4 @@
-"""Command line: t2v-bench run | generate | evaluate | ls.
+"""Command line: t2v-bench run | generate | evaluate | fvd-stats | ls.
 
 Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
 keeps every finished video; a run with failed items exits 1.
@@ -43,6 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         _run_args(p)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    fs = sub.add_parser("fvd-stats", help="extract FVD reference statistics once from a folder of videos")
+    fs.add_argument("ref_dir", help="folder of videos (mp4, avi, gif, or folders of PNG/JPG frames)")
+    fs.add_argument("--out", required=True, help="output .safetensors file")
+    fs.add_argument("--detector", default="smoke", help="'smoke' or an I3D weights file (rgb_imagenet.pt, i3d_torchscript.pt)")
+    fs.add_argument("--detector-kind", default="auto", choices=["auto", "i3d_state_dict", "i3d_torchscript", "smoke"])
+    fs.add_argument("--protocol", default="auto", help="fvd_i3d_16f (real I3D) or fvd_smoke_<T>f; auto picks by detector")
+    fs.add_argument("--layout", default="folder", choices=["folder", "ucf101"])
+    fs.add_argument("--max-videos", type=int)
+    fs.add_argument("--max-per-folder", type=int, help="cap per sub-folder (per class for ucf101)")
+    fs.add_argument("--split-list", help="UCF-101 split file, e.g. testlist01.txt")
+    fs.add_argument("--num-frames", type=int, help="smoke protocols only")
+    fs.add_argument("--seed", type=int, default=0)
+    fs.add_argument("--device", default="cpu")
+    fs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     ls = sub.add_parser("ls", help="list methods, metrics, prompt suites and configs")
     ls.add_argument("what", nargs="?", choices=["methods", "metrics", "suites", "configs"])
     ls.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -93,6 +107,19 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
     return 0
 
 
+def cmd_fvd_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.metrics.fvd import fvd_stats_main
+
+    info = fvd_stats_main(args.ref_dir, args.out, detector=args.detector, protocol=args.protocol,
+                          detector_kind=args.detector_kind, num_frames=args.num_frames, layout=args.layout,
+                          max_videos=args.max_videos, max_per_folder=args.max_per_folder,
+                          split_list=args.split_list, seed=args.seed, device=args.device)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from bench.config import config_names
     from bench.prompts import suite_names
@@ -125,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("run", "generate", "evaluate"):
             return cmd_run(args, "all" if args.command == "run" else args.command)
+        if args.command == "fvd-stats":
+            return cmd_fvd_stats(args)
         if args.command == "ls":
             return cmd_ls(args)
     except UserError as exc:

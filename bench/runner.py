@@ -184,17 +184,33 @@ class Runner:
                           for it in batch]
                 prompts = [it.request.prompt for it in batch]
                 per_video: dict[str, list] = {}
+                extras: list[dict] = [{} for _ in batch]
                 for name, metric in metrics.items():
                     metric.update(videos, prompts)
                     if metric.last_values is not None:
                         per_video[name] = metric.last_values
+                    features = getattr(metric, "last_features", None)
+                    if features is not None:  # kept so a metric can be recomputed without regenerating
+                        for i, extra in enumerate(extras):
+                            extra[f"{name}_features"] = [round(x, 7) for x in features[i].tolist()]
+                            extra[f"{name}_offset"] = metric.last_offsets[i]
                 for i, it in enumerate(batch):
-                    rows.append(self._sample_row(it, {n: v[i] for n, v in per_video.items()}))
-            results[method_name] = {
-                name: {"value": _finite(metric.compute()), "n": len(mine), "higher_is_better": metric.higher_is_better,
-                       **metric.describe()}
-                for name, metric in metrics.items() if mine}
+                    rows.append({**self._sample_row(it, {n: v[i] for n, v in per_video.items()}), **extras[i]})
+            results[method_name] = {name: self._summary(name, metric, rows, method_name)
+                                    for name, metric in metrics.items() if mine}
         return results, rows
+
+    def _summary(self, name: str, metric: Any, rows: list[dict], method: str) -> dict:
+        summary = {"value": _finite(metric.compute()), "n": sum(r["method"] == method for r in rows),
+                   "higher_is_better": metric.higher_is_better, **metric.describe()}
+        feature_key = f"{name}_features"
+        if getattr(metric, "reference", None) is not None and any(feature_key in r for r in rows):
+            from bench.metrics.fvd import bootstrap_fvd_ci
+            feats = torch.tensor([r[feature_key] for r in rows if r["method"] == method], dtype=torch.float64)
+            if len(feats) >= 2:
+                lo, hi = bootstrap_fvd_ci(feats, metric.reference, n_boot=200, seed=0)
+                summary["ci95_bootstrap"] = [round(lo, 4), round(hi, 4)]
+        return summary
 
     def _sample_row(self, it: WorkItem, values: dict[str, float]) -> dict:
         stem = self.store.item_stem(it.method, it.prompt_id, it.sample)

@@ -87,8 +87,11 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
         for name in wanted:
             METHODS.target(name)
         cfg = cfg.model_copy(update={"methods": {m: cfg.methods.get(m, {}) for m in wanted}})
+    from bench.distributed import init_dist
+
     started = time.perf_counter()
-    runner = Runner(cfg, args.out, progress=not args.no_progress)
+    dist = init_dist()
+    runner = Runner(cfg, args.out, progress=not args.no_progress, dist=dist)
     try:
         result = runner.run(stage)
     except KeyboardInterrupt:
@@ -96,6 +99,8 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
               file=sys.stderr)
         return 130
     elapsed = time.perf_counter() - started
+    if not dist.is_main:
+        return 0
     for method, c in result.counts.items():
         print(f"{method}: {c['generated']} generated, {c['skipped']} already done, {c['failed']} failed")
     print(f"run folder: {result.out_dir}  ({elapsed:.1f} s)")

@@ -19,6 +19,7 @@ import torch
 import bench
 from bench.api import GenRequest, Video
 from bench.config import RunConfig, config_hash
+from bench.distributed import Dist
 from bench.errors import UserError
 from bench.models import load_base, resolve_device, resolve_dtype
 from bench.perf import MemoryWatch, summarize
@@ -59,21 +60,23 @@ class RunResult:
 
 
 class Runner:
-    def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, progress: bool = True):
+    def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, progress: bool = True,
+                 dist: Dist | None = None):
         self.cfg = cfg
+        self.dist = dist or Dist()
         for name in cfg.methods:
             METHODS.target(name)  # unknown names fail now, before any work
         from bench.registry import METRICS
         for name in cfg.metrics:
             METRICS.target(name)
         self.suite: PromptSuite = load_suite(cfg.prompts)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(self.dist.device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.generation = cfg.generation_dict(self.suite.sha256, self.device.type)
         self.generation_hash = config_hash(self.generation)
         self.out_dir = Path(out_dir) if out_dir else default_out_dir(cfg, self.generation_hash)
         self.store = RunStore(self.out_dir)
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         self._base = None
 
     # ------------------------------------------------------------------ plan
@@ -106,18 +109,23 @@ class Runner:
         return METHODS.get(name)(self.base(), **self.cfg.methods[name])
 
     def generate(self, items: list[WorkItem] | None = None) -> dict[str, dict[str, int]]:
-        """Generate every item not already on disk; returns counts per method."""
+        """Generate every item of this process's share not already on disk; returns counts per method, summed
+        over processes. The share is a contiguous block of the whole plan (not of what is left), so every process
+        agrees on it whatever another has finished meanwhile."""
         items = self.plan() if items is None else items
         counts: dict[str, dict[str, int]] = {}
         for method_name in self.cfg.methods:
-            mine = [it for it in items if it.method == method_name]
+            planned = [it for it in items if it.method == method_name]
+            mine = self.dist.split(planned)
             todo = [it for it in mine if not self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
-            counts[method_name] = {"planned": len(mine), "generated": 0, "skipped": len(mine) - len(todo), "failed": 0}
+            counts[method_name] = {"planned": len(planned), "generated": 0, "skipped": len(mine) - len(todo),
+                                   "failed": 0, "stage_seconds": 0.0}
             if not todo:
                 continue
             method = self.build_method(method_name)
             with MemoryWatch(self.device) as mem:
                 self._warm_up(method, todo[0].request)
+                stage_started = time.perf_counter()
                 for batch in _batches(todo, self.cfg.batch_size, self._progress(len(todo), method_name)):
                     try:
                         started = time.perf_counter()
@@ -127,17 +135,18 @@ class Runner:
                         raise
                     except Exception as exc:  # one broken batch must not take finished work with it
                         counts[method_name]["failed"] += len(batch)
-                        log.error("%s failed on %s: %s: %s", method_name, [it.prompt_id for it in batch],
-                                  type(exc).__name__, exc)
+                        log.error("[rank %d] %s failed on %s: %s: %s", self.dist.rank, method_name,
+                                  [f"{it.prompt_id}-s{it.sample}" for it in batch], type(exc).__name__, exc)
                         continue
                     if len(videos) != len(batch):
                         raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
                     for it, video in zip(batch, videos):
                         self._save(it, video, elapsed / len(batch), method)
                         counts[method_name]["generated"] += 1
-            self.store.save_method_perf(method_name, {**mem.result(), **self._param_counts(method)})
+            counts[method_name]["stage_seconds"] = time.perf_counter() - stage_started
+            self.store.save_method_perf(method_name, self.dist.rank, {**mem.result(), **self._param_counts(method)})
             del method
-        return counts
+        return _sum_counts(self.dist.gather_objects(counts))
 
     def _warm_up(self, method: Any, request: GenRequest) -> None:
         """One untimed 1-step call at the run's size: lazy init, allocator growth and autotuning stay out of timings."""
@@ -167,49 +176,55 @@ class Runner:
 
     # ------------------------------------------------------------------ evaluate
     def evaluate(self, items: list[WorkItem] | None = None) -> tuple[dict[str, dict], list[dict]]:
-        """Score every finished video; returns ({method: {metric: summary}}, per-video rows in plan order)."""
+        """Score every finished video; returns ({method: {metric: summary}}, per-video rows in plan order).
+
+        Each process scores its contiguous share, one video at a time (so no value depends on which videos
+        shared a batch); metric states sync through torchmetrics in compute(), rows are gathered in plan order."""
         from bench.metrics import build_metrics
 
         items = self.plan() if items is None else items
         done = [it for it in items if self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
         metrics = build_metrics(self.cfg.metrics, self.cfg, self.device) if done else {}
+        order = {it.key: i for i, it in enumerate(items)}
         results: dict[str, dict] = {}
         rows: list[dict] = []
         for method_name in self.cfg.methods:
-            mine = [it for it in done if it.method == method_name]
+            finished = [it for it in done if it.method == method_name]
             for metric in metrics.values():
                 metric.reset()
-            for batch in _batches(mine, 8, lambda n: None):
-                videos = [Video.from_uint8(self.store.load_frames(it.method, it.prompt_id, it.sample), it.request.fps)
-                          for it in batch]
-                prompts = [it.request.prompt for it in batch]
-                per_video: dict[str, list] = {}
-                extras: list[dict] = [{} for _ in batch]
-                for name, metric in metrics.items():
-                    metric.update(videos, prompts)
-                    if metric.last_values is not None:
-                        per_video[name] = metric.last_values
-                    features = getattr(metric, "last_features", None)
-                    if features is not None:  # kept so a metric can be recomputed without regenerating
-                        for i, extra in enumerate(extras):
-                            extra[f"{name}_features"] = [round(x, 7) for x in features[i].tolist()]
-                            extra[f"{name}_offset"] = metric.last_offsets[i]
-                for i, it in enumerate(batch):
-                    rows.append({**self._sample_row(it, {n: v[i] for n, v in per_video.items()}), **extras[i]})
-            results[method_name] = {name: self._summary(name, metric, rows, method_name)
-                                    for name, metric in metrics.items() if mine}
+            local_rows = [self._score(it, metrics) for it in self.dist.split(finished)]
+            values = {name: (_finite(metric.compute()), metric.describe())  # collective: every rank calls it
+                      for name, metric in metrics.items()} if finished else {}
+            method_rows = sorted((r for part in self.dist.gather_objects(local_rows) for r in part),
+                                 key=lambda r: order[r["key"]])
+            rows += method_rows
+            results[method_name] = {name: self._summary(name, metric, value, describe, method_rows)
+                                    for name, metric in metrics.items() for value, describe in [values[name]]} \
+                if finished else {}
         return results, rows
 
-    def _summary(self, name: str, metric: Any, rows: list[dict], method: str) -> dict:
-        summary = {"value": _finite(metric.compute()), "n": sum(r["method"] == method for r in rows),
-                   "higher_is_better": metric.higher_is_better, **metric.describe()}
+    def _score(self, it: WorkItem, metrics: dict[str, Any]) -> dict:
+        video = Video.from_uint8(self.store.load_frames(it.method, it.prompt_id, it.sample), it.request.fps)
+        values: dict[str, float] = {}
+        extra: dict[str, Any] = {}
+        for name, metric in metrics.items():
+            metric.update([video], [it.request.prompt])
+            if metric.last_values is not None:
+                values[name] = metric.last_values[0]
+            features = getattr(metric, "last_features", None)
+            if features is not None:  # kept so the metric can be recomputed against another reference
+                extra[f"{name}_features"] = [round(x, 7) for x in features[0].tolist()]
+                extra[f"{name}_offset"] = metric.last_offsets[0]
+        return {**self._sample_row(it, values), **extra}
+
+    def _summary(self, name: str, metric: Any, value: float | None, describe: dict, rows: list[dict]) -> dict:
+        summary = {"value": value, "n": len(rows), "higher_is_better": metric.higher_is_better, **describe}
         feature_key = f"{name}_features"
-        if getattr(metric, "reference", None) is not None and any(feature_key in r for r in rows):
+        if getattr(metric, "reference", None) is not None and len(rows) >= 2 and feature_key in rows[0]:
             from bench.metrics.fvd import bootstrap_fvd_ci
-            feats = torch.tensor([r[feature_key] for r in rows if r["method"] == method], dtype=torch.float64)
-            if len(feats) >= 2:
-                lo, hi = bootstrap_fvd_ci(feats, metric.reference, n_boot=200, seed=0)
-                summary["ci95_bootstrap"] = [round(lo, 4), round(hi, 4)]
+            feats = torch.tensor([r[feature_key] for r in rows], dtype=torch.float64)
+            lo, hi = bootstrap_fvd_ci(feats, metric.reference, n_boot=200, seed=0)
+            summary["ci95_bootstrap"] = [round(lo, 4), round(hi, 4)]
         return summary
 
     def _sample_row(self, it: WorkItem, values: dict[str, float]) -> dict:
@@ -229,15 +244,21 @@ class Runner:
             metas = [self.store.load_item_meta(it.method, it.prompt_id, it.sample) for it in mine
                      if self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
             perf_file = self.store.load_method_perf(name)
-            c = counts.get(name) or {"planned": len(mine), "generated": 0, "skipped": len(metas), "failed": 0}
+            c = dict(counts.get(name) or {"planned": len(mine), "generated": 0, "skipped": len(metas), "failed": 0})
+            perf = summarize(metas, s.num_frames, s.num_inference_steps)
+            stage_seconds = c.pop("stage_seconds", 0.0)
+            if perf.get("sec_per_video_median"):
+                perf["videos_per_hour_per_process"] = round(3600 / perf["sec_per_video_median"], 1)
+            if c["generated"] and stage_seconds:  # this session's wall clock, all processes together
+                perf["videos_per_hour_total"] = round(3600 * c["generated"] / stage_seconds, 1)
             methods[name] = {
                 "version": getattr(METHODS.get(name), "version", "0"),
                 "options": self.cfg.methods[name],
                 "config_hash": metas[0]["method_config_hash"] if metas else None,
                 "params": perf_file.get("params", {}),
                 "metrics": metrics.get(name, {}),
-                "perf": {**summarize(metas, s.num_frames, s.num_inference_steps),
-                         **{k: v for k, v in perf_file.items() if k != "params"}},
+                "perf": {**perf, **{k: v for k, v in perf_file.items() if k != "params"},
+                         "world_size": self.dist.world_size},
                 "counts": {**c, "finished": len(metas)},
             }
         return {
@@ -247,6 +268,7 @@ class Runner:
             "harness": {"version": bench.__version__, **git_state(Path(bench.__file__).parent)},
             "env": environment(self.device),
             "config_name": self.cfg.name,
+            "world_size": self.dist.world_size,
             "generation_hash": self.generation_hash,
             "base": self.cfg.base.model_dump(),
             "suite": {"name": self.suite.name, "version": self.suite.version, "sha256": self.suite.sha256,
@@ -260,14 +282,20 @@ class Runner:
 
     # ------------------------------------------------------------------ all stages
     def run(self, stage: str = "all") -> RunResult:
-        self.store.claim(self.cfg.model_dump(), self.generation_hash)
+        """All stages. Every process generates and scores its share; only rank 0 writes run-level files."""
+        self.store.claim(self.cfg.model_dump(), self.generation_hash, write=self.dist.is_main)
+        self.dist.barrier()
         items = self.plan()
         counts: dict[str, dict[str, int]] = {}
         if stage in ("all", "generate"):
             counts = self.generate(items)
+            self.dist.barrier()
         metrics, rows = ({}, [])
         if stage in ("all", "evaluate"):
             metrics, rows = self.evaluate(items)
+        if not self.dist.is_main:
+            return RunResult(self.out_dir, {}, counts)
+        if stage in ("all", "evaluate"):
             write_jsonl(self.out_dir / "samples.jsonl", rows)
         record = self.record(metrics, counts, items)
         atomic_write_json(self.out_dir / "run.json", record)
@@ -286,6 +314,19 @@ def _batches(items: list, size: int, advance: Callable[[int], None]):
         batch = items[start:start + size]
         yield batch
         advance(len(batch))
+
+
+def _sum_counts(per_rank: list[dict[str, dict]]) -> dict[str, dict]:
+    """Counts of all processes: items add up, the stage took as long as its slowest process."""
+    total: dict[str, dict] = {}
+    for counts in per_rank:
+        for method, c in counts.items():
+            t = total.setdefault(method, {"planned": c["planned"], "generated": 0, "skipped": 0, "failed": 0,
+                                          "stage_seconds": 0.0})
+            for key in ("generated", "skipped", "failed"):
+                t[key] += c[key]
+            t["stage_seconds"] = max(t["stage_seconds"], c["stage_seconds"])
+    return total
 
 
 def _finite(value: torch.Tensor) -> float | None:

@@ -6,7 +6,7 @@ results/runs/<run_id>/
   videos/<method>/<prompt_id>-s<k>.npy   lossless uint8 frames (F, H, W, C): what the metrics read
   videos/<method>/<prompt_id>-s<k>.mp4   for people (H.264 via imageio-ffmpeg)
   videos/<method>/<prompt_id>-s<k>.json  item record (request, cache key, timings); written last = "done"
-  videos/<method>/perf.json         peak memory of the latest generation session of that method
+  videos/<method>/perf.rank<r>.json  peak memory of process r's latest generation session of that method
   samples.jsonl, run.json, report.md
 """
 from __future__ import annotations
@@ -71,8 +71,8 @@ class RunStore:
         self.root = Path(root)
 
     # --------------------------------------------------------------- run-level
-    def claim(self, config_doc: dict, generation_hash: str) -> None:
-        """Create the folder, or check that it holds a run of the same configuration."""
+    def claim(self, config_doc: dict, generation_hash: str, write: bool = True) -> None:
+        """Check that the folder is new or holds a run of the same configuration; create it (when `write`)."""
         path = self.root / "config.json"
         if path.exists():
             previous = read_json(path)
@@ -80,8 +80,9 @@ class RunStore:
                 raise UserError(f"{self.root} holds a run of a different configuration "
                                 f"(hash {previous.get('generation_hash', '?')[:12]} vs {generation_hash[:12]}); "
                                 "pass another --out DIR, or delete that folder to start over")
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"generation_hash": generation_hash, "config": config_doc})
+        if write:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, {"generation_hash": generation_hash, "config": config_doc})
 
     # --------------------------------------------------------------- items
     def item_stem(self, method: str, prompt_id: str, sample: int) -> Path:
@@ -118,12 +119,19 @@ class RunStore:
         return str(path.relative_to(self.root))
 
     # --------------------------------------------------------------- per-method perf
-    def save_method_perf(self, method: str, perf: dict) -> None:
-        atomic_write_json(self.root / "videos" / method / "perf.json", perf)
+    def save_method_perf(self, method: str, rank: int, perf: dict) -> None:
+        atomic_write_json(self.root / "videos" / method / f"perf.rank{rank}.json", perf)
 
     def load_method_perf(self, method: str) -> dict:
-        path = self.root / "videos" / method / "perf.json"
-        return read_json(path) if path.is_file() else {}
+        """Peaks over every process and session that generated for this method."""
+        merged: dict = {}
+        for path in sorted((self.root / "videos" / method).glob("perf.rank*.json")):
+            for key, value in read_json(path).items():
+                if key.startswith("peak_") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    merged[key] = max(value, merged.get(key, value))
+                else:
+                    merged.setdefault(key, value)
+        return merged
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:

@@ -72,7 +72,7 @@ def test_interrupt_keeps_finished_videos_and_resume_completes(tmp_path, monkeypa
     cfg = small_config(methods={"per_frame": {}})
     with pytest.raises(KeyboardInterrupt):
         Runner(cfg, tmp_path / "run", progress=False).run()
-    finished = sorted(p.name for p in (tmp_path / "run" / "videos" / "per_frame").glob("*.json") if p.name != "perf.json")
+    finished = sorted(p.name for p in (tmp_path / "run" / "videos" / "per_frame").glob("*.json") if not p.name.startswith("perf."))
     assert len(finished) == 2
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run" / "videos" / "per_frame").glob("*.npy")}
     monkeypatch.setattr(PerFrame, "generate", original)

@@ -88,9 +88,11 @@ def warp_latents(latents: torch.Tensor, frame_ids: Sequence[int], strength_x: fl
     b, c, h, w = latents.shape
     out = []
     for fid in frame_ids:
-        grid = translation_grid(fid, strength_x, strength_y, h, w, latents.device).to(latents.dtype)
-        out.append(F.grid_sample(latents, grid.expand(b, -1, -1, -1), mode="nearest", padding_mode="reflection",
-                                 align_corners=False))
+        grid = translation_grid(fid, strength_x, strength_y, h, w, latents.device)
+        # Sample in float32 (nearest sampling copies values, so casting back is lossless): half-precision
+        # coordinates would shift the rounding of the nearest neighbour.
+        out.append(F.grid_sample(latents.float(), grid.expand(b, -1, -1, -1), mode="nearest",
+                                 padding_mode="reflection", align_corners=False).to(latents.dtype))
     return torch.stack(out, dim=2) if out else latents.new_zeros(b, c, 0, h, w)
 
 

@@ -64,6 +64,10 @@ def test_causal_spatial_attention_module_ignores_future_frames(base, variant):
                 ref = out.view(videos, frames, tokens, -1)
                 assert torch.equal(out_b[:, :t + 1], ref[:, :t + 1]), t  # exactly: no path from the future
                 assert (out_b[:, t + 1] - ref[:, t + 1]).abs().max() > 1e-4
+            bumped = x.clone().view(videos, frames, tokens, -1)
+            bumped[:, 0] += 1.0  # the past does reach later frames: this is attention across frames
+            out_b = attn(bumped.view_as(x)).view(videos, frames, tokens, -1)
+            assert torch.all((out_b - out.view_as(out_b)).abs().amax(dim=(2, 3)) > 1e-4)
             if variant == "first_and_previous":  # the sparse form: frame 3 sees {0, 2, 3}, not frame 1
                 bumped = x.clone().view(videos, frames, tokens, -1)
                 bumped[:, 1] += 1.0
@@ -93,6 +97,11 @@ def test_causal_temporal_module_ignores_future_frames_and_stock_groupnorm_leaks(
 
     causal = delta()
     assert torch.all(causal[:, : t + 1] == 0) and torch.all(causal[:, t + 1:] > 1e-4)
+    with torch.no_grad():  # ... while frame 0 does reach every later frame
+        past = x.clone().view(batch, frames, *x.shape[1:])
+        past[:, 0] += torch.randn(past[:, 0].shape, generator=gen)  # not a constant: the norm would remove it
+        moved = module(past.view_as(x), num_frames=frames) - module(x, num_frames=frames)
+    assert torch.all(moved.view(batch, frames, -1).abs().amax(2) > 1e-4)
     # The same test catches diffusers' stock GroupNorm, which pools over frames: the past sees the future.
     module.norm = module.norm.norm
     try:
@@ -107,25 +116,24 @@ def test_unet_output_at_frame_t_ignores_later_frames(base, form):
     if form == "temporal":
         method = MagicVideo(base)
         randomize_proj_out(method)
-        unet = method.unet
         run = method.predict_noise
     else:
         method = MagicVideoCausal(base, variant=form.removeprefix("causal_"))
-        unet = base.unet
 
         def run(x, t, emb):
             with swapped(method):
                 return method.predict_noise(x, t, emb)
     frames, t = 5, 1
     x, emb = latents_and_embeds(method, frames)
-    bumped = x.clone()
-    bumped[:, :, t + 1:] += 1.0
+    future, past = x.clone(), x.clone()
+    future[:, :, t + 1:] += 1.0
+    past[:, :, 0] += 1.0
     with torch.no_grad():
-        a, b = run(x, torch.tensor(501), emb), run(bumped, torch.tensor(501), emb)
+        a, b, c = (run(v, torch.tensor(501), emb) for v in (x, future, past))
     per_frame = (a - b).abs().amax(dim=(1, 3, 4))  # (B, F)
     assert torch.all(per_frame[:, : t + 1] == 0)
     assert torch.all(per_frame[:, t + 1:] > 1e-4)
-    assert unet is not None
+    assert torch.all((a - c).abs().amax(dim=(1, 3, 4)) > 1e-5)  # frame 0 reaches every frame: not per-frame
 
 
 def swapped(method: MagicVideoCausal):

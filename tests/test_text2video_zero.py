@@ -214,3 +214,16 @@ def test_registered(base):
     from bench.registry import METHODS
 
     assert METHODS.get("text2video_zero") is Text2VideoZero
+
+
+def test_ablation_options_change_only_what_they_should(base):
+    req = request(frames=3, steps=3)
+    default = Text2VideoZero(base).generate([req])[0].frames
+    no_cf = Text2VideoZero(base, cross_frame_attention=False)
+    assert "CrossFrameAttnProcessor" not in no_cf.config()["attn_processors"].values()
+    plain = no_cf.generate([req])[0].frames
+    assert (plain[0] - default[0]).abs().max() <= 1e-4  # frame 0 attends to itself either way
+    assert (plain[1:] - default[1:]).abs().max() > 1e-3
+    exact = Text2VideoZero(base, forward_alphas="exact").generate([req])[0].frames
+    assert torch.equal(exact[0], default[0]) or (exact[0] - default[0]).abs().max() <= 1e-5
+    assert 0 < (exact[1:] - default[1:]).abs().max() < 0.1  # a one-step shift of the noise level

@@ -123,10 +123,11 @@ class Text2VideoZero(LatentVideoMethod):
             raise UserError(f"text2video_zero chunk_size must be 0 (off) or >= 2 (frame 0 plus at least one more); "
                             f"got {o['chunk_size']}")
         if o["forward_alphas"] not in ("reference", "exact"):
-            raise UserError(f"text2video_zero forward_alphas must be 'reference' or 'exact' (got {o['forward_alphas']!r})")
+            raise UserError("text2video_zero forward_alphas must be 'reference' or 'exact' "
+                            f"(got {o['forward_alphas']!r})")
         if (o["t0"] is None) != (o["t1"] is None):
             raise UserError("text2video_zero: set both t0 and t1, or neither")
-        if not hasattr(base.scheduler, "alphas_cumprod"):
+        if not hasattr(base.scheduler, "alphas_cumprod") or not hasattr(base.scheduler, "betas"):
             raise UserError("text2video_zero needs a DDPM-family scheduler with integer timesteps (e.g. DDIM)")
         self.context = FrameContext()
         layers = spatial_self_attention_layers(base.unet) if o["cross_frame_attention"] else []
@@ -139,6 +140,9 @@ class Text2VideoZero(LatentVideoMethod):
         t0, t1 = resolve_t0_t1(num_steps, self.base.scheduler.config, o["t0_timestep"], o["t1_timestep"], o["t0"],
                                o["t1"])
         timesteps = self.make_scheduler(num_steps).timesteps
+        if timesteps.is_floating_point():  # T0/T1 index the training noise schedule: they must be integers
+            raise UserError(f"text2video_zero needs integer timesteps; {type(self.base.scheduler).__name__} gives "
+                            "floats. Use DDIM (the default base scheduler) or DPM-Solver++")
         return {"t0": t0, "t1": t1, "T0": int(timesteps[-t0 - 1]), "T1": int(timesteps[-t1 - 1]),
                 "frame0_alone_steps": len(timesteps) - t0 - 1, "joint_steps": t1 + 1}
 
@@ -146,7 +150,8 @@ class Text2VideoZero(LatentVideoMethod):
         return {**super().config(),
                 "t0_t1_mapping": ("t = round((T - steps_offset) / (num_train_timesteps // N)) for T = t0_timestep, "
                                   "t1_timestep; t1 = min(N-1, t1), t0 = min(t1-1, t0); explicit t0/t1 override"),
-                "t0_t1_at_50_steps": self.schedule(50),
+                # Explicit indices may be invalid at 50 steps (they are checked per request): show the mapping only.
+                "t0_t1_at_50_steps": self.schedule(50) if self.options["t1"] is None else "explicit t0/t1",
                 "attn_processors": processor_summary(self.base.unet, self.processors)}
 
     @torch.no_grad()
@@ -184,7 +189,7 @@ class Text2VideoZero(LatentVideoMethod):
         """DDPM forward from timestep t_from to t_to > t_from in one jump."""
         if self.options["forward_alphas"] == "reference":
             # The official code and diffusers use prod(alphas[T0:T1]) = abar[T1-1] / abar[T0-1] (off by one step).
-            alpha = torch.prod(scheduler.alphas[t_from:t_to])
+            alpha = torch.prod(1.0 - scheduler.betas[t_from:t_to])
         else:
             alpha = scheduler.alphas_cumprod[t_to] / scheduler.alphas_cumprod[t_from]
         alpha = alpha.to(latents.device, torch.float32)

@@ -58,7 +58,10 @@ def main() -> None:
         print(f"{name:40s} {med:7.3f} s/video   x{med / ref:5.2f} vs per_frame   (min {min(values):.3f})")
 
     print("\ntemporal_flickering (higher = steadier; 1 - mean abs frame diff):")
-    for name, method in methods.items():
+    ablations = {"text2video_zero[no cross-frame attn]": Text2VideoZero(base, cross_frame_attention=False),
+                 "text2video_zero[no motion]": Text2VideoZero(base, motion_field_strength_x=0,
+                                                               motion_field_strength_y=0)}
+    for name, method in {**methods, **ablations}.items():
         scores = []
         for seed, prompt in enumerate(PROMPTS):
             r = GenRequest(f"p{seed}", prompt, seed=seed, num_frames=args.frames, num_inference_steps=args.steps)

@@ -8,7 +8,7 @@ import torch
 from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import tiny_components
-from methods.attention import CausalFrameAttnProcessor, FrameContext
+from methods.attention import CausalFrameAttnProcessor, FrameContext, swapped_attn_processors
 from methods.magicvideo import MagicVideo, MagicVideoCausal, PerFrameGroupNorm, frame_major_noise
 from methods.per_frame import PerFrame
 
@@ -43,6 +43,10 @@ def latents_and_embeds(method, frames: int, batch: int = 2, seed: int = 0):
     x = torch.randn(batch, 4, frames, 16, 16, generator=gen)
     emb = torch.randn(batch, 77, 32, generator=gen)
     return x, emb
+
+
+def swapped(method: MagicVideoCausal):
+    return swapped_attn_processors(method.base.unet, method.processors)
 
 
 # ----------------------------------------------------------------------------------------------- module level
@@ -134,12 +138,6 @@ def test_unet_output_at_frame_t_ignores_later_frames(base, form):
     assert torch.all(per_frame[:, : t + 1] == 0)
     assert torch.all(per_frame[:, t + 1:] > 1e-4)
     assert torch.all((a - c).abs().amax(dim=(1, 3, 4)) > 1e-5)  # frame 0 reaches every frame: not per-frame
-
-
-def swapped(method: MagicVideoCausal):
-    from methods.attention import swapped_attn_processors
-
-    return swapped_attn_processors(method.base.unet, method.processors)
 
 
 # ----------------------------------------------------------------------------------------------- generation

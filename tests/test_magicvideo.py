@@ -21,7 +21,15 @@ def base():
     return tiny_components(0)
 
 
-def request(frames: int = 4, seed: int = 2, steps: int = 2, guidance: float = 7.5, prompt: str = PROMPT) -> GenRequest:
+@pytest.fixture(scope="module")
+def trained(base):
+    """A MagicVideo whose temporal module is not the identity (random proj_out), shared by the causality tests."""
+    method = MagicVideo(base)
+    randomize_proj_out(method)
+    return method
+
+
+def make_request(frames: int = 4, seed: int = 2, steps: int = 2, guidance: float = 7.5, prompt: str = PROMPT) -> GenRequest:
     return GenRequest("p", prompt, seed=seed, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance)
 
 
@@ -81,10 +89,8 @@ def test_causal_spatial_attention_module_ignores_future_frames(base, variant):
         attn.set_processor(original)
 
 
-def test_causal_temporal_module_ignores_future_frames_and_stock_groupnorm_leaks(base):
-    method = MagicVideo(base)
-    randomize_proj_out(method)
-    module = method.unet.down_blocks[0].motion_modules[0]
+def test_causal_temporal_module_ignores_future_frames_and_stock_groupnorm_leaks(trained):
+    module = trained.unet.down_blocks[0].motion_modules[0]
     assert isinstance(module.norm, PerFrameGroupNorm)
     frames, batch, t = 6, 2, 2
     gen = torch.Generator().manual_seed(4)
@@ -116,10 +122,9 @@ def test_causal_temporal_module_ignores_future_frames_and_stock_groupnorm_leaks(
 
 # ----------------------------------------------------------------------------------------------- UNet level
 @pytest.mark.parametrize("form", ["causal_all_previous", "causal_first_and_previous", "temporal"])
-def test_unet_output_at_frame_t_ignores_later_frames(base, form):
+def test_unet_output_at_frame_t_ignores_later_frames(base, trained, form):
     if form == "temporal":
-        method = MagicVideo(base)
-        randomize_proj_out(method)
+        method = trained
         run = method.predict_noise
     else:
         method = MagicVideoCausal(base, variant=form.removeprefix("causal_"))
@@ -142,24 +147,23 @@ def test_unet_output_at_frame_t_ignores_later_frames(base, form):
 
 # ----------------------------------------------------------------------------------------------- generation
 def test_frame_major_noise_does_not_depend_on_frame_count():
-    short, long = frame_major_noise(request(3), (4, 3, 16, 16)), frame_major_noise(request(6), (4, 6, 16, 16))
+    short, long = frame_major_noise(make_request(3), (4, 3, 16, 16)), frame_major_noise(make_request(6), (4, 6, 16, 16))
     assert torch.equal(long[:, :3], short)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_causal_generation_is_prefix_consistent(base, variant):
     method = MagicVideoCausal(base, variant=variant)
-    short = method.generate([request(frames=3)])[0].frames
-    long = method.generate([request(frames=5)])[0].frames
+    short = method.generate([make_request(frames=3)])[0].frames
+    long = method.generate([make_request(frames=5)])[0].frames
     assert (long[:3] - short).abs().max() <= 1e-4
     assert (long[1:] - long[:-1]).abs().max() > 1e-3  # frames differ: not trivially consistent
 
 
-def test_temporal_module_generation_is_prefix_consistent(base):
-    method = MagicVideo(base)
-    randomize_proj_out(method)
-    short = method.generate([request(frames=3)])[0].frames
-    long = method.generate([request(frames=5)])[0].frames
+def test_temporal_module_generation_is_prefix_consistent(trained):
+    method = trained
+    short = method.generate([make_request(frames=3)])[0].frames
+    long = method.generate([make_request(frames=5)])[0].frames
     assert (long[:3] - short).abs().max() <= 1e-4
 
 
@@ -169,7 +173,7 @@ def test_zero_initialised_temporal_module_reproduces_per_frame(base):
     with torch.no_grad():
         torch.testing.assert_close(method.predict_noise(x, torch.tensor(501), emb),
                                    per_frame.predict_noise(x, torch.tensor(501), emb), atol=1e-5, rtol=0)
-        req = request(frames=4)
+        req = make_request(frames=4)
         embeds = torch.cat([per_frame.encode_prompts([""]), per_frame.encode_prompts([req.prompt])])
         noise = frame_major_noise(req, per_frame.latent_shape(req))[None]
         ours = per_frame.decode(method.sample_latents(noise, embeds, req, [req]))
@@ -184,7 +188,7 @@ def test_zero_initialised_temporal_module_reproduces_per_frame(base):
 @pytest.mark.parametrize("guidance", [7.5, 1.0])
 def test_causal_batch_equals_single_requests(base, guidance):
     method = MagicVideoCausal(base)
-    reqs = [request(frames=3, seed=7, guidance=guidance), request(frames=3, seed=8, guidance=guidance,
+    reqs = [make_request(frames=3, seed=7, guidance=guidance), make_request(frames=3, seed=8, guidance=guidance,
                                                                   prompt="a lighthouse at dusk")]
     batched = method.generate(reqs)
     for req, video in zip(reqs, batched):
@@ -197,7 +201,7 @@ def test_processors_restored_after_success_and_error(base, monkeypatch):
     method = MagicVideoCausal(base)
     summary = method.config()["attn_processors"]
     assert all((name == "CausalFrameAttnProcessor") == k.endswith("attn1.processor") for k, name in summary.items())
-    method.generate([request(frames=2)])
+    method.generate([make_request(frames=2)])
     assert {k: type(v) for k, v in base.unet.attn_processors.items()} == original
 
     def boom(*args, **kwargs):
@@ -206,7 +210,7 @@ def test_processors_restored_after_success_and_error(base, monkeypatch):
 
     monkeypatch.setattr(method, "predict_noise", boom)
     with pytest.raises(RuntimeError, match="boom"):
-        method.generate([request(frames=2)])
+        method.generate([make_request(frames=2)])
     assert {k: type(v) for k, v in base.unet.attn_processors.items()} == original
 
 

@@ -23,7 +23,14 @@ def base():
     return tiny_components(0)
 
 
-def request(seed: int = 3, frames: int = 4, steps: int = 3, guidance: float = 7.5, prompt: str = PROMPT) -> GenRequest:
+@pytest.fixture(scope="module")
+def shared(base):
+    """One default video reused by several tests (tiny models are cheap, a 2-core CI box is not)."""
+    req = make_request(frames=4, steps=4)
+    return req, Text2VideoZero(base).generate([req])[0]
+
+
+def make_request(seed: int = 3, frames: int = 4, steps: int = 3, guidance: float = 7.5, prompt: str = PROMPT) -> GenRequest:
     return GenRequest("p", prompt, seed=seed, num_frames=frames, num_inference_steps=steps, guidance_scale=guidance)
 
 
@@ -126,22 +133,21 @@ def test_processors_only_on_spatial_self_attention_and_restored_even_on_error(ba
 
     monkeypatch.setattr(method, "denoise", boom)
     with pytest.raises(RuntimeError, match="boom"):
-        method.generate([request(frames=2, steps=2)])
+        method.generate([make_request(frames=2, steps=2)])
     assert CrossFrameAttnProcessor in seen.values()  # they were installed while sampling ...
     assert processor_types(base.unet) == original  # ... and are back after the exception
     monkeypatch.undo()
-    method.generate([request(frames=2, steps=2)])
+    method.generate([make_request(frames=2, steps=2)])
     assert processor_types(base.unet) == original
 
 
 # ----------------------------------------------------------------------------------------------- sampling properties
-def test_frame0_equals_plain_single_frame_t2i_sample(base):
-    req = request(frames=4, steps=3)
-    video = Text2VideoZero(base).generate([req])[0]
+def test_frame0_equals_plain_single_frame_t2i_sample(base, shared):
+    req, video = shared
     plain_method = PerFrame(base)
     gen = torch.Generator("cpu").manual_seed(req.seed)
     x_t = torch.randn(plain_method.latent_shape(req), generator=gen)[:, :1][None]  # frame 0 of the same draw
-    single = GenRequest("p", req.prompt, seed=req.seed, num_frames=1, num_inference_steps=3)
+    single = GenRequest("p", req.prompt, seed=req.seed, num_frames=1, num_inference_steps=req.num_inference_steps)
     with torch.no_grad():
         embeds = torch.cat([plain_method.encode_prompts([""]), plain_method.encode_prompts([req.prompt])])
         latents = plain_method.sample_latents(x_t, embeds, single, [single])
@@ -153,8 +159,8 @@ def test_frame0_equals_plain_single_frame_t2i_sample(base):
 @pytest.mark.parametrize("guidance", [7.5, 1.0])
 def test_batch_equals_single_requests(base, guidance):
     method = Text2VideoZero(base)
-    reqs = [request(seed=5, frames=3, steps=2, guidance=guidance),
-            request(seed=6, frames=3, steps=2, guidance=guidance, prompt="a blue car on a road")]
+    reqs = [make_request(seed=5, frames=3, steps=2, guidance=guidance),
+            make_request(seed=6, frames=3, steps=2, guidance=guidance, prompt="a blue car on a road")]
     batched = method.generate(reqs)
     for req, video in zip(reqs, batched):
         alone = method.generate([req])[0]
@@ -162,22 +168,23 @@ def test_batch_equals_single_requests(base, guidance):
     assert (batched[0].frames - batched[1].frames).abs().max() > 1e-3
 
 
-def test_chunked_generation_matches_one_shot_and_keeps_frame0(base):
-    req = request(frames=6, steps=2)
-    whole = Text2VideoZero(base).generate([req])[0]
-    chunked = Text2VideoZero(base, chunk_size=3).generate([req])[0]
+def test_chunked_generation_matches_one_shot_and_keeps_frame0(base, shared):
+    req, whole = shared
+    chunked = Text2VideoZero(base, chunk_size=2).generate([req])[0]  # 3 chunks: frame 0 + one new frame each
     assert (whole.frames - chunked.frames).abs().max() <= 1e-4
     assert (whole.frames[0] - chunked.frames[0]).abs().max() <= 1e-5
 
 
-def test_video_info_records_resolved_schedule(base):
-    video = Text2VideoZero(base).generate([request(frames=2, steps=4)])[0]
+def test_video_info_records_resolved_schedule(shared):
+    _, video = shared
     assert (video.info["t0"], video.info["t1"], video.info["T0"], video.info["T1"]) == (2, 3, 501, 751)
 
 
-def test_flickering_beats_per_frame_on_tiny_models(base):
-    req = request(seed=1, frames=6, steps=4, prompt="a cat running on the grass")
-    t2vz = temporal_flickering(Text2VideoZero(base).generate([req])[0].frames)
+def test_flickering_beats_per_frame_on_tiny_models(base, shared):
+    # Measured on this tiny base: ~0.869 vs ~0.823 here; 8 frames, 3 prompts: 0.858 vs 0.820 (mean abs frame
+    # difference 0.14 vs 0.18). scripts/time_issue3_methods.py prints the table.
+    req, video = shared
+    t2vz = temporal_flickering(video.frames)
     per_frame = temporal_flickering(PerFrame(base).generate([req])[0].frames)
     assert t2vz > per_frame + 0.01, (t2vz, per_frame)
 
@@ -190,7 +197,7 @@ def test_parity_with_diffusers_text_to_video_zero_pipeline(base, indices):
     except ImportError as exc:  # removed from a future diffusers: nothing to compare against
         pytest.skip(f"diffusers.TextToVideoZeroPipeline not importable ({exc})")
     options = {} if indices is None else {"t0": indices[0], "t1": indices[1]}
-    req = request(seed=11, frames=4, steps=4)
+    req = make_request(seed=11, frames=4, steps=4)
     video = Text2VideoZero(base, **options).generate([req])[0]
     pipe = TextToVideoZeroPipeline(vae=base.vae, text_encoder=base.text_encoder, tokenizer=base.tokenizer,
                                    unet=base.unet, scheduler=copy.deepcopy(base.scheduler), safety_checker=None,
@@ -216,14 +223,14 @@ def test_registered(base):
     assert METHODS.get("text2video_zero") is Text2VideoZero
 
 
-def test_ablation_options_change_only_what_they_should(base):
-    req = request(frames=3, steps=3)
-    default = Text2VideoZero(base).generate([req])[0].frames
+def test_ablation_options_change_only_what_they_should(base, shared):
+    req, video = shared
+    default = video.frames
     no_cf = Text2VideoZero(base, cross_frame_attention=False)
     assert "CrossFrameAttnProcessor" not in no_cf.config()["attn_processors"].values()
     plain = no_cf.generate([req])[0].frames
     assert (plain[0] - default[0]).abs().max() <= 1e-4  # frame 0 attends to itself either way
     assert (plain[1:] - default[1:]).abs().max() > 1e-3
     exact = Text2VideoZero(base, forward_alphas="exact").generate([req])[0].frames
-    assert torch.equal(exact[0], default[0]) or (exact[0] - default[0]).abs().max() <= 1e-5
+    assert (exact[0] - default[0]).abs().max() <= 1e-5
     assert 0 < (exact[1:] - default[1:]).abs().max() < 0.1  # a one-step shift of the noise level

@@ -47,6 +47,9 @@ class Registry:
 METHODS = Registry("method", {
     "per_frame": "methods.per_frame:PerFrame",
     "animatediff": "methods.animatediff:AnimateDiff",
+    "text2video_zero": "methods.text2video_zero:Text2VideoZero",
+    "magicvideo_causal": "methods.magicvideo:MagicVideoCausal",
+    "magicvideo": "methods.magicvideo:MagicVideo",
 }, entry_point_group="t2v_bench.methods")
 
 METRICS = Registry("metric", {

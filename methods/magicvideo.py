@@ -1,0 +1,165 @@
+"""MagicVideo-style causal ("directed") temporal modelling (Zhou et al., arXiv 2211.11018), in two forms.
+
+MagicVideo has no public code or weights; what is built here is its causal temporal attention, the part that
+defines it among the methods benchmarked, on top of a frozen SD-style T2I:
+
+- `magicvideo_causal` (training-free): every spatial self-attention (attn1) lets frame t attend to the tokens of
+  frames <= t of its own video (`variant: all_previous`), or of frames {0, t-1, t} (`first_and_previous`, the
+  sparse form). Works on any T2I; the attention processors are swapped in for sampling and put back afterwards,
+  also on error.
+- `magicvideo` (temporal module, trainable): temporal transformer layers after the spatial blocks, built from
+  diffusers' `UNetMotionModel` + `MotionAdapter` scaffold, made causal by (a) a causal processor on the motion
+  modules' attn1/attn2 (query frame t sees key frames <= t) and (b) a per-frame GroupNorm in place of the motion
+  module's GroupNorm, which pools statistics over all frames and would leak the future into the past. With
+  `proj_out` zeroed the untrained module is an exact identity (the output equals per_frame's). It can start from an
+  AnimateDiff motion adapter (hub id or folder) instead of `tiny` (a random adapter shaped for the base UNet).
+
+Noise draw order (both forms): per request, from torch.Generator("cpu").manual_seed(request.seed), float32, drawn
+frame-major as (F, C, h, w) and permuted to (C, F, h, w). Frame f's noise then does not depend on F, and with causal
+attention a video of F + k frames starts with the same F frames as a video of F frames: generation is
+prefix-consistent, the property causality buys. (The shared default draws (C, F, h, w), whose frame f changes
+with F.)
+
+Left out (paper details with no public reference, see methods.md section 4): the frame-wise adaptors (per-frame
+scale and bias after each conv), the FPS embedding, the parallel spatial + temporal branch arrangement (we insert
+the temporal layers sequentially, as AnimateDiff does), the post-softmax mask variant, keyframe interpolation,
+super-resolution and the VideoVAE.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from bench.api import GenRequest
+from bench.errors import UserError
+from bench.models import BaseComponents
+from methods.animatediff import load_motion_adapter, zero_motion_proj_out
+from methods.attention import (CAUSAL_VARIANTS, CausalFrameAttnProcessor, CausalTemporalAttnProcessor, FrameContext,
+                               processor_summary, spatial_self_attention_layers, swapped_attn_processors,
+                               temporal_attention_layers)
+from methods.base import LatentVideoMethod
+
+NOISE_DRAW = "frame-major: randn((F, C, h, w)) from the request's generator, permuted to (C, F, h, w)"
+
+
+def frame_major_noise(request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
+    """(C, F, h, w) float32 on CPU where frame f's noise is the f-th (C, h, w) block of the request's stream."""
+    c, f, h, w = shape
+    generator = torch.Generator("cpu").manual_seed(request.seed)
+    return torch.randn((f, c, h, w), generator=generator, dtype=torch.float32).permute(1, 0, 2, 3).contiguous()
+
+
+class MagicVideoCausal(LatentVideoMethod):
+    name = "magicvideo_causal"
+    version = "1"
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        return {"variant": "all_previous"}
+
+    def __init__(self, base: BaseComponents, **options: Any):
+        super().__init__(base, **options)
+        if self.options["variant"] not in CAUSAL_VARIANTS:
+            raise UserError(f"magicvideo_causal variant must be one of {', '.join(CAUSAL_VARIANTS)} "
+                            f"(got {self.options['variant']!r})")
+        self.context = FrameContext()
+        self.processors = {k: CausalFrameAttnProcessor(self.context, self.options["variant"])
+                           for k in spatial_self_attention_layers(base.unet)}
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "noise_draw": NOISE_DRAW,
+                "attn_processors": processor_summary(self.base.unet, self.processors)}
+
+    def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        return frame_major_noise(request, shape)
+
+    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        num_frames = latents.shape[2]
+        with self.context.frames(num_frames):
+            out = self.base.unet(self.fold_frames(latents), t,
+                                 encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
+        return self.unfold_frames(out, num_frames)
+
+    def sample_latents(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
+                       requests: Sequence[GenRequest]) -> torch.Tensor:
+        # The base UNet is shared with other methods: our processors live only for this sampling run.
+        with swapped_attn_processors(self.base.unet, self.processors):
+            return super().sample_latents(latents, embeds, request, requests)
+
+
+class PerFrameGroupNorm(torch.nn.Module):
+    """GroupNorm over each frame on its own, for (B, C, F, H, W) input: the statistics of frame t never see
+    frames > t. Wraps (and trains) the original GroupNorm's affine parameters, so weights load unchanged."""
+
+    def __init__(self, norm: torch.nn.GroupNorm):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = x.shape
+        y = self.norm(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w))
+        return y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+
+def make_motion_modules_causal(unet: torch.nn.Module) -> int:
+    """Per-frame GroupNorm in every AnimateDiff temporal transformer and causal processors on its attentions.
+    Returns how many temporal transformers were changed."""
+    from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+
+    count = 0
+    for module in unet.modules():
+        if isinstance(module, AnimateDiffTransformer3D) and not isinstance(module.norm, PerFrameGroupNorm):
+            module.norm = PerFrameGroupNorm(module.norm)
+            count += 1
+    temporal = set(temporal_attention_layers(unet))
+    unet.set_attn_processor({k: (CausalTemporalAttnProcessor() if k in temporal else v)
+                             for k, v in unet.attn_processors.items()})
+    return count
+
+
+class MagicVideo(LatentVideoMethod):
+    name = "magicvideo"
+    version = "1"
+
+    @classmethod
+    def option_defaults(cls) -> dict[str, Any]:
+        # motion_adapter: "tiny" = random adapter shaped for the base UNet, proj_out zeroed (identity at start);
+        # a hub id or folder = start from AnimateDiff weights (their proj_out kept unless zero_init_proj_out).
+        return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False}
+
+    def __init__(self, base: BaseComponents, **options: Any):
+        from diffusers import UNetMotionModel
+
+        super().__init__(base, **options)
+        adapter = load_motion_adapter(self.options["motion_adapter"], base.unet.config, self.options["adapter_seed"])
+        if self.options["zero_init_proj_out"]:
+            zero_motion_proj_out(adapter)
+        try:
+            self.unet = UNetMotionModel.from_unet2d(base.unet, adapter)
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"motion adapter '{self.options['motion_adapter']}' does not fit the base UNet "
+                            f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
+        self.num_temporal_layers = make_motion_modules_causal(self.unet)
+        self.unet.to(self.device)
+        if self.unet.dtype != self.dtype:  # skip a no-op cast: diffusers warns on every .to(dtype)
+            self.unet.to(self.dtype)
+        self.unet.eval().requires_grad_(False)
+        self.max_frames = int(adapter.config.motion_max_seq_length)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "noise_draw": NOISE_DRAW, "temporal_norm": "per-frame GroupNorm",
+                "attn_processors": processor_summary(self.unet)}
+
+    def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        return frame_major_noise(request, shape)
+
+    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
+        num_frames = latents.shape[2]
+        if num_frames > self.max_frames:
+            raise UserError(f"magicvideo: {num_frames} frames exceed the temporal module's positional embeddings "
+                            f"(motion_max_seq_length={self.max_frames}); lower sampling.num_frames")
+        return self.unet(latents, t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
+
+    def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
+        return (p for name, p in self.unet.named_parameters() if "motion_modules." in name)

@@ -149,9 +149,10 @@ class Runner:
         return _sum_counts(self.dist.gather_objects(counts))
 
     def _warm_up(self, method: Any, request: GenRequest) -> None:
-        """One untimed 1-step call at the run's size: lazy init, allocator growth and autotuning stay out of timings."""
+        """One untimed short call at the run's size: lazy init, allocator growth and autotuning stay out of timings.
+        Two steps, not one: Text2Video-Zero needs a step before its T1."""
         from dataclasses import replace
-        method.generate([replace(request, num_inference_steps=1)])
+        method.generate([replace(request, num_inference_steps=min(2, request.num_inference_steps))])
 
     def _param_counts(self, method: Any) -> dict:
         if hasattr(method, "parameter_counts"):

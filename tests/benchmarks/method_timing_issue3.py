@@ -1,7 +1,7 @@
 """Seconds per video of text2video_zero, magicvideo_causal and magicvideo against per_frame on the tiny base, all
 in one process, plus temporal flickering on the same prompts and seeds. A measurement script, not a test.
 
-    HF_HUB_OFFLINE=1 PYTHONPATH=. python scripts/time_issue3_methods.py [--repeats 5]
+    HF_HUB_OFFLINE=1 PYTHONPATH=. python tests/benchmarks/method_timing_issue3.py [--repeats 5]
 
 Calls are interleaved round-robin (one call of each method per round) so that load from other processes on a
 shared machine hits every method alike; the median over rounds is reported, after one warm-up call each. Wall time

@@ -47,6 +47,7 @@ class Registry:
 METHODS = Registry("method", {
     "per_frame": "methods.per_frame:PerFrame",
     "animatediff": "methods.animatediff:AnimateDiff",
+    "simda": "methods.simda:SimDA",
 }, entry_point_group="t2v_bench.methods")
 
 METRICS = Registry("metric", {

@@ -48,6 +48,7 @@ METHODS = Registry("method", {
     "per_frame": "methods.per_frame:PerFrame",
     "animatediff": "methods.animatediff:AnimateDiff",
     "simda": "methods.simda:SimDA",
+    "dual_stream": "methods.dual_stream:DualStream",
 }, entry_point_group="t2v_bench.methods")
 
 METRICS = Registry("metric", {

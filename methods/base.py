@@ -170,3 +170,10 @@ def count_parameters(params: Iterable[torch.nn.Parameter]) -> int:
             seen.add(id(p))
             total += p.numel()
     return total
+
+
+def shared_module_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A new module tree whose parameters and buffers are the original tensors: hooks, processors or injected
+    layers set on the copy leave the original module untouched, and no weight memory is duplicated."""
+    memo = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    return copy.deepcopy(module, memo)

@@ -18,10 +18,8 @@ from safetensors and fit any base UNet of the same architecture (e.g. a personal
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-from itertools import chain
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,23 +29,13 @@ from torch import nn
 
 from bench.errors import UserError
 from bench.models import BaseComponents
-from methods.base import LatentVideoMethod
+from methods.base import LatentVideoMethod, shared_module_copy
 
 # Official shift table (ChenHsing/SimDA simda/models/attention.py): frames-back for the token at (row % 4, col % 4).
 SHIFTS = ((4, 3, 2, 1), (3, 2, 1, 0), (2, 1, 0, 0), (1, 2, 3, 4))
 ATTENTION_MODES = ("latent_shift", "sparse_causal", "self")
 # Options that change the adapters' function without changing tensor shapes: checked against a file's metadata.
 _ARCH_OPTIONS = ("spatial_ratio", "temporal_ratio", "temporal_kernel", "temporal_activation")
-
-
-def shared_module_copy(module: nn.Module) -> nn.Module:
-    """A new module tree whose parameters and buffers are the original tensors.
-
-    Hooks and attention processors set on the copy leave the original untouched, and no weight memory is
-    duplicated: the frozen base stays exactly as it was loaded.
-    """
-    memo = {id(t): t for t in chain(module.parameters(), module.buffers())}
-    return copy.deepcopy(module, memo)
 
 
 class SpatialAdapter(nn.Module):

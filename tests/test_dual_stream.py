@@ -72,6 +72,16 @@ def test_fresh_method_is_the_base_for_any_motion_weight(base):
 
 
 @torch.no_grad()
+def test_motion_weight_mixes_the_two_streams(base):
+    method = DualStream(base, motion_weight=0.25)
+    randomize(motion_params(method), seed=14)
+    x, t = torch.randn(1, 4, 4, 16, 16, generator=torch.Generator().manual_seed(15)), torch.tensor(201)
+    content, motion = method.stream_noise(x, t, embeds())
+    assert (content - motion).abs().max() > 1e-3
+    assert (method.predict_noise(x, t, embeds()) - (0.75 * content + 0.25 * motion)).abs().max() < 1e-6
+
+
+@torch.no_grad()
 def test_interaction_exchanges_features_both_ways(base):
     method = DualStream(base)
     randomize(motion_params(method), seed=4)  # a motion stream that mixes frames

@@ -158,16 +158,12 @@ class LatentShiftAttnProcessor:
         residual = hidden_states
         bf, n, _ = hidden_states.shape
         f = self.context.num_frames
-        if self.mode == "self" or f == 1:
-            kv_tokens = hidden_states
-            k, v = attn.to_k(kv_tokens), attn.to_v(kv_tokens)
-        else:
-            kv_tokens = hidden_states
-            if self.mode == "latent_shift":
-                kv_tokens = latent_shift(hidden_states, f, *self.context.grid(n))
-            k, v = attn.to_k(kv_tokens), attn.to_v(kv_tokens)
-            prev = torch.arange(f, device=k.device) - 1
-            prev[0] = 0
+        kv_tokens = hidden_states
+        if self.mode == "latent_shift" and f > 1:
+            kv_tokens = latent_shift(hidden_states, f, *self.context.grid(n))
+        k, v = attn.to_k(kv_tokens), attn.to_v(kv_tokens)
+        if self.mode != "self" and f > 1:
+            prev = (torch.arange(f, device=k.device) - 1).clamp(min=0)  # frame 0 takes itself as "previous"
 
             def with_previous(z: torch.Tensor) -> torch.Tensor:
                 z = z.reshape(bf // f, f, n, -1)

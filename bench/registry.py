@@ -50,6 +50,8 @@ METHODS = Registry("method", {
     "text2video_zero": "methods.text2video_zero:Text2VideoZero",
     "magicvideo_causal": "methods.magicvideo:MagicVideoCausal",
     "magicvideo": "methods.magicvideo:MagicVideo",
+    "simda": "methods.simda:SimDA",
+    "dual_stream": "methods.dual_stream:DualStream",
 }, entry_point_group="t2v_bench.methods")
 
 METRICS = Registry("metric", {

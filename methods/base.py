@@ -55,6 +55,21 @@ class LatentVideoMethod:
     def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
         return []
 
+    def added_parameters(self) -> Iterable[torch.nn.Parameter]:
+        """Parameters the method uses at inference on top of the base T2I. By default what it trains; a method that
+        also holds frozen extra modules overrides this. Copies of base weights do not count as added."""
+        return self.trainable_parameters()
+
+    def parameter_counts(self) -> dict[str, int]:
+        """{"trainable", "added", "base", "total"}: base = vae + text_encoder + unet, total = base + added, every
+        count deduplicated (a tensor shared by several modules counts once)."""
+        base_params = [p for m in (self.base.vae, self.base.text_encoder, self.base.unet) for p in m.parameters()]
+        base_ids = {id(p) for p in base_params}
+        added = count_parameters(p for p in self.added_parameters() if id(p) not in base_ids)
+        base = count_parameters(base_params)
+        return {"trainable": count_parameters(self.trainable_parameters()), "added": added, "base": base,
+                "total": base + added}
+
     # ------------------------------------------------------------------ shared machinery
     @property
     def device(self) -> torch.device:
@@ -155,3 +170,10 @@ def count_parameters(params: Iterable[torch.nn.Parameter]) -> int:
             seen.add(id(p))
             total += p.numel()
     return total
+
+
+def shared_module_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A new module tree whose parameters and buffers are the original tensors: hooks, processors or injected
+    layers set on the copy leave the original module untouched, and no weight memory is duplicated."""
+    memo = {id(t): t for t in (*module.parameters(), *module.buffers())}
+    return copy.deepcopy(module, memo)

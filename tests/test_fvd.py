@@ -105,7 +105,8 @@ def test_two_shards_merged_equal_one_pass(smoke, reference):
     a.merge_state(b)
     assert int(a.fake_n) == 10
     assert torch.allclose(a.fake_outer, one.fake_outer, rtol=1e-13, atol=1e-13)  # float64 summation order only
-    assert float(a.compute()) == pytest.approx(float(one.compute()), rel=1e-10)
+    # N=10 < d: the covariances are singular, so the eigen square root amplifies 1e-13 sum differences
+    assert float(a.compute()) == pytest.approx(float(one.compute()), rel=1e-7)
     # end to end through the detector: batch composition only moves float32 conv rounding
     videos = _videos(10, seed=7)
     one, a, b = (FVD(smoke, smoke_protocol(8), reference) for _ in range(3))

@@ -8,7 +8,10 @@ from bench.config import load_config
 from bench.errors import UserError
 from bench.runner import Runner, derive_seed
 
-SMALL = {"sampling.num_frames": 4, "sampling.num_inference_steps": 2, "sampling.height": 32, "sampling.width": 32}
+SMALL = {"sampling.num_frames": 4, "sampling.num_inference_steps": 3, "sampling.height": 32, "sampling.width": 32,
+         "methods": {"per_frame": {}, "animatediff": {}}, "metrics": ["clip_score", "frame_consistency",
+                                                                   "temporal_flickering", "fvd"]}
+STEPS = SMALL["sampling.num_inference_steps"]  # the runner's warm-up call uses fewer
 
 
 def small_config(**extra):
@@ -32,7 +35,7 @@ def test_run_writes_record_samples_report_and_videos(tmp_path):
         entry = record["methods"][name]
         assert entry["counts"] == {"planned": n_prompts, "generated": n_prompts, "skipped": 0, "failed": 0,
                                    "finished": n_prompts}
-        for metric in ("clip_score", "frame_consistency", "temporal_flickering"):
+        for metric in ("clip_score", "frame_consistency", "temporal_flickering", "fvd"):
             assert entry["metrics"][metric]["n"] == n_prompts
             assert entry["metrics"][metric]["value"] is not None
         assert entry["perf"]["sec_per_video_median"] > 0 and entry["perf"]["peak_rss_mb"] > 0
@@ -62,7 +65,7 @@ def test_interrupt_keeps_finished_videos_and_resume_completes(tmp_path, monkeypa
     original = PerFrame.generate
 
     def flaky(self, requests):
-        if requests[0].num_inference_steps > 1:  # not the warm-up call
+        if requests[0].num_inference_steps == STEPS:  # not the warm-up call
             calls["n"] += 1
             if calls["n"] == 3:
                 raise KeyboardInterrupt
@@ -88,7 +91,7 @@ def test_a_failing_item_is_counted_and_others_survive(tmp_path, monkeypatch):
     original = PerFrame.generate
 
     def broken_on_cat(self, requests):
-        if any("cat" in r.prompt for r in requests) and requests[0].num_inference_steps > 1:
+        if any("cat" in r.prompt for r in requests) and requests[0].num_inference_steps == STEPS:
             raise RuntimeError("boom")
         return original(self, requests)
 

@@ -33,6 +33,7 @@ class Table:
     ci: pd.DataFrame  # 95% CI half-widths, same shape (NaN = none)
     columns: list[Column]
     runs: list[Run]
+    rows: dict[str, tuple[str, str]]  # row label -> (run id, method)
 
 
 def build_table(runs: list[Run]) -> Table:
@@ -67,7 +68,7 @@ def build_table(runs: list[Run]) -> Table:
     keys = [c.key for c in columns]
     frame = pd.DataFrame.from_dict(values, orient="index").reindex(columns=keys).astype(float)
     ci = pd.DataFrame.from_dict(cis, orient="index").reindex(index=frame.index, columns=keys).astype(float)
-    return Table(frame, ci, columns, runs)
+    return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()})
 
 
 def _num(v: object) -> float:
@@ -130,21 +131,28 @@ def header(col: Column, latex: bool = False) -> str:
     return f"{label} {ARROWS[col.higher_is_better][1 if latex else 0]}"
 
 
-def to_markdown(table: Table) -> str:
+def to_markdown(table: Table, rank: list[int] | None = None) -> str:
+    """GitHub Markdown; `rank` (leaderboard) adds a leading rank column."""
     cells = display(table, "±", "—")
     rk = ranks(table)
     cells = cells.mask(rk == 1, "**" + cells + "**").mask(rk == 2, "_" + cells + "_")
     cells.columns = [header(c) for c in table.columns]
+    if rank is not None:
+        cells.insert(0, "rank", [str(r) for r in rank])
     cells.index.name = "method"
-    return cells.to_markdown(colalign=["left"] + ["right"] * len(table.columns))
+    return cells.to_markdown(colalign=["left"] + ["right"] * len(cells.columns))
 
 
-def _styler(table: Table, pm: str, dash: str, best: str, second: str, latex: bool) -> "pd.io.formats.style.Styler":
+def _styler(table: Table, pm: str, dash: str, best: str, second: str, latex: bool,
+            rank: list[int] | None = None) -> "pd.io.formats.style.Styler":
     cells = display(table, pm, dash)
     rk = ranks(table)
     css = pd.DataFrame("", index=cells.index, columns=cells.columns).mask(rk == 1, best).mask(rk == 2, second)
     cells.columns = [header(c, latex) for c in table.columns]
     css.columns = cells.columns
+    if rank is not None:
+        cells.insert(0, "rank", [str(r) for r in rank])
+        css.insert(0, "rank", "")
     if latex:
         cells.index = [latex_escape(i) for i in cells.index]
         css.index = cells.index
@@ -159,8 +167,8 @@ def to_latex(table: Table, caption: str, label: str = "tab:t2v-bench") -> str:
                            caption=latex_escape(caption).replace("±", r"$\pm$"))
 
 
-def to_html(table: Table) -> str:
-    styler = _styler(table, "±", "—", "font-weight: bold;", "text-decoration: underline;", latex=False)
+def to_html(table: Table, rank: list[int] | None = None) -> str:
+    styler = _styler(table, "±", "—", "font-weight: bold;", "text-decoration: underline;", latex=False, rank=rank)
     return styler.set_uuid("results").set_table_attributes('class="results"').to_html()
 
 
@@ -199,7 +207,7 @@ def settings_line(run: Run) -> str:
             f"{s.get('dtype')} on {rec.get('env', {}).get('device')}.")
 
 
-def notes(runs: list[Run]) -> list[str]:
+def markdown_notes(runs: list[Run]) -> list[str]:
     rec = runs[0].record
     lines = [f"Values are means over videos; {CI_NOTE}. **Best** per column, _second_ (direction per arrow).", ""]
     if rec.get("base", {}).get("model") == "tiny":
@@ -225,7 +233,7 @@ def markdown_report(groups: list[list[Run]]) -> str:
     for i, runs in enumerate(groups, 1):
         if len(groups) > 1:
             lines += [f"## Group {i}", ""]
-        lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *notes(runs), ""]
+        lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *markdown_notes(runs), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

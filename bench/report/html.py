@@ -17,7 +17,7 @@ import numpy as np
 import bench
 from bench.report.plots import method_colour
 from bench.report.records import Run
-from bench.report.tables import build_table, caption, fmt_number, to_html
+from bench.report.tables import build_table, caption, fmt_number, settings_line, to_html
 
 TEMPLATES = Path(__file__).parent / "templates"
 DISPLAY_WIDTH = 160  # px per clip; the tiny 64x64 runs are upscaled (pixelated) to stay visible
@@ -83,8 +83,6 @@ def gallery_group(runs: list[Run], out: Path, plots: list[str]) -> dict[str, Any
             cells.setdefault((row["prompt_id"], label), []).append(export_clip(run, row, out / "media", out, fps))
     rows = [{"prompt_id": pid, "prompt": text, "cells": [cells.get((pid, c["label"]), []) for c in columns]}
             for pid, text in prompts.items()]
-    from bench.report.tables import settings_line
-
     return {"settings": settings_line(runs[0]).replace("**", ""), "table_html": to_html(table),
             "caption": caption(table), "plots": plots, "columns": columns, "rows": rows}
 

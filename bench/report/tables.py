@@ -57,9 +57,8 @@ def build_table(runs: list[Run]) -> Table:
             for name, m in entry.get("metrics", {}).items():
                 row[name] = _num(m.get("value"))
                 ci_row[name] = _num(ci95(per_video_values(run, method, name)))
-            counts = entry.get("counts", {})
-            row["n"] = _num(counts.get("finished", max((m.get("n") or 0 for m in entry.get("metrics", {}).values()),
-                                                       default=None)))
+            metric_ns = [m.get("n") or 0 for m in entry.get("metrics", {}).values()]
+            row["n"] = _num(entry.get("counts", {}).get("finished", max(metric_ns, default=None)))
             row["trainable_params"] = _num(entry.get("params", {}).get("trainable"))
             perf = entry.get("perf", {})
             row["sec_per_video"] = _num(perf.get("sec_per_video_median"))

@@ -58,7 +58,7 @@ def test_gallery_is_self_contained(gallery):
     assert {Path(r).suffix for r in refs} == {".mp4", ".webm", ".gif", ".png"}
     for method in ("per_frame", "animatediff", "t2v_zero"):
         assert f">{method}</th>" in html
-    assert "temporal_flickering" in html and "seed 1000" in html
+    assert "temporal_flickering <b>" in html and "seed 1000" in html
 
 
 def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:

@@ -109,3 +109,23 @@ def test_leaderboard_ranks_in_the_metric_direction(tmp_path, capsys):
     capsys.readouterr()
     assert main(["leaderboard", str(DATA / "run_a"), "--out", str(tmp_path), "--rank-by", "clip_scor"]) == 2
     assert "did you mean 'clip_score'" in capsys.readouterr().err
+
+
+def with_fvd(record: dict, lo: float, hi: float, n_fake: int) -> None:
+    """A set-level, lower-is-better metric with the record's own bootstrap interval (as FVD records it)."""
+    for i, entry in enumerate(record["methods"].values()):
+        entry["metrics"]["fvd"] = {"value": 100.0 + 10 * i, "n": 4, "higher_is_better": False,
+                                   "definition": "Frechet distance of detector features", "model": "i3d-test",
+                                   "ci95_bootstrap": [lo + 10 * i, hi + 10 * i], "n_fake": n_fake,
+                                   "comparable": False, "not_comparable_because": ["random detector"]}
+
+
+def test_record_interval_and_run_specific_metric_fields(tmp_path):
+    a = doctored(tmp_path, "fvd-a", lambda r: with_fvd(r, 90.0, 115.0, 4))
+    b = doctored(tmp_path, "fvd-b", lambda r: with_fvd(r, 80.0, 130.0, 8))  # other CI and counts: still comparable
+    write_report([str(a), str(b)], tmp_path / "out", ["md", "latex", "plots"])
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "fvd ↓" in md and "**100.0 [90.0, 115.0]**" in md and "bootstrap" in md
+    assert r"fvd $\downarrow$" in (tmp_path / "out" / "table.tex").read_text()
+    table = build_table(load_groups([str(a)], group=False)[0])
+    assert table.error("per_frame", "fvd") == (10.0, 15.0)

@@ -19,8 +19,8 @@ def parse_formats(text: str) -> list[str]:
 
 
 def default_out(runs: list[Run]) -> Path:
-    """One run: <run>/report; several: results/reports/<id>+<id>... (short enough for any filesystem)."""
-    if len(runs) == 1 and runs[0].folder is not None:
+    """One run folder: <run>/report; a bare record or several: results/reports/<id>+<id>... (length-capped)."""
+    if len(runs) == 1 and runs[0].folder is not None and (runs[0].folder / "run.json").is_file():
         return runs[0].folder / "report"
     return Path("results") / "reports" / "+".join(r.run_id for r in runs)[:120]
 

@@ -62,7 +62,7 @@ def export_clip(run: Run, row: dict, media: Path, out: Path, fps: int) -> dict[s
             sources.append({"path": (target / f"{stem}.webm").relative_to(out).as_posix(), "type": "video/webm"})
         write_gif(frames, target / f"{stem}.gif", fps)
         gif = (target / f"{stem}.gif").relative_to(out).as_posix()
-    scores = [(name, fmt_number(v)) for name, v in row.get("metrics", {}).items() if v is not None]
+    scores = [(name, fmt_number(v)) for name, v in row.get("metrics", {}).items() if isinstance(v, (int, float))]
     return {"sources": sources, "gif": gif, "seed": row.get("seed"), "scores": scores,
             "alt": f"{row['method']}: {row.get('prompt', '')}"}
 

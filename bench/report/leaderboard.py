@@ -32,7 +32,7 @@ def ranked(table: Table, rank_by: str) -> tuple[Table, list[int]]:
     order = values.sort_values(ascending=not col.higher_is_better, na_position="last").index
     ranks = values.rank(method="min", ascending=not col.higher_is_better).reindex(order)
     sorted_table = Table(table.values.reindex(order), table.ci.reindex(order), table.columns, table.runs,
-                         {label: table.rows[label] for label in order})
+                         {label: table.rows[label] for label in order}, table.bounds)
     return sorted_table, [0 if math.isnan(r) else int(r) for r in ranks]
 
 

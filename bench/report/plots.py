@@ -69,9 +69,9 @@ def quality_vs_time(table: Table, out_dir: Path, stem: str = "quality_vs_time") 
                 continue
             m = mem.get(label, math.nan)
             size = 40 + 260 * (m / mem_max if not math.isnan(m) and mem_max else 0.5)
-            ci = table.ci.at[label, col.key]
+            err = table.error(label, col.key)
             colour = method_colour(method)
-            ax.errorbar(x, y, yerr=None if math.isnan(ci) else ci, fmt="none", ecolor=colour, alpha=0.6)
+            ax.errorbar(x, y, yerr=None if err is None else [[err[0]], [err[1]]], fmt="none", ecolor=colour, alpha=0.6)
             ax.scatter(x, y, s=size, color=colour, marker=MARKERS[run_ids.index(run_id) % len(MARKERS)],
                        edgecolors="black", linewidths=0.5, label=label, alpha=0.85)
         ax.set_xlabel("seconds per video (median) ↓")
@@ -96,19 +96,19 @@ def metric_bars(table: Table, out_dir: Path, stem: str = "metrics") -> list[Path
     fig, axes = _grid(len(metrics))
     for ax, col in zip(axes, metrics):
         values = table.values[col.key].reindex(labels)
-        errors = table.ci[col.key].reindex(labels).fillna(0.0)
+        errs = [table.error(lb, col.key) or (0.0, 0.0) for lb in labels]
+        yerr = [[e[0] for e in errs], [e[1] for e in errs]]
         colours = [method_colour(table.rows[lb][1]) for lb in labels]
-        bars = ax.bar(range(len(labels)), values.fillna(0.0), yerr=errors, color=colours, capsize=3,
+        bars = ax.bar(range(len(labels)), values.fillna(0.0), yerr=yerr, color=colours, capsize=3,
                       edgecolor="black", linewidth=0.5)
         for bar, lb in zip(bars, labels):
             bar.set_hatch(HATCHES[run_ids.index(table.rows[lb][0]) % len(HATCHES)])
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(header(col), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        finite = values.dropna()
-        if len(finite):  # bars of near-equal values (0.98 vs 0.99) need a zoomed axis to show a difference
-            lo = float((finite - errors.reindex(finite.index)).min())
-            hi = float((finite + errors.reindex(finite.index)).max())
+        spans = [(v - e[0], v + e[1]) for v, e in zip(values, errs) if not math.isnan(v)]
+        if spans:  # bars of near-equal values (0.98 vs 0.99) need a zoomed axis to show a difference
+            lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
             pad = (hi - lo) * 0.15 or abs(hi) * 0.05 or 1.0
             ax.set_ylim(lo - pad if lo < 0 or lo - pad > 0 else 0, hi + pad)
     fig.tight_layout()

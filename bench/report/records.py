@@ -16,14 +16,16 @@ from bench.errors import UserError
 
 # Record fields that change what a number means. Anything else (harness sha, timestamps, method options) may differ.
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "negative_prompt")
-# Per-metric description keys that are bookkeeping, not protocol.
-METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95"}
+# Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
+METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
+                     "not_comparable_because"}
+INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video normal approximation
 Z95 = 1.96  # normal approximation of the 95% interval; optimistic for a handful of videos, stated in captions
 
 
 @dataclass
 class Run:
-    """One record plus its folder (None when only a run.json was given) and per-video rows."""
+    """One record, the folder it was read from (media paths in samples are relative to it), per-video rows."""
 
     record: dict
     folder: Path | None
@@ -124,7 +126,16 @@ def group_runs(runs: list[Run]) -> list[list[Run]]:
 
 def per_video_values(run: Run, method: str, metric: str) -> list[float]:
     return [float(r["metrics"][metric]) for r in run.samples
-            if r.get("method") == method and r.get("metrics", {}).get(metric) is not None]
+            if r.get("method") == method and isinstance(r.get("metrics", {}).get(metric), (int, float))]
+
+
+def record_interval(summary: dict) -> tuple[float, float] | None:
+    """[lo, hi] the record itself gives (e.g. FVD's bootstrap over videos), else None."""
+    for key in INTERVAL_KEYS:
+        v = summary.get(key)
+        if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+            return float(v[0]), float(v[1])
+    return None
 
 
 def ci95(values: list[float]) -> float | None:

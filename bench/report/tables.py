@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.report.records import Run, ci95, metric_protocols, method_labels, peak_memory, per_video_values
+from bench.report.records import (Run, ci95, metric_protocols, method_labels, peak_memory, per_video_values,
+                                  record_interval)
 from bench.store import atomic_write_bytes
 
 ARROWS = {True: ("↑", r"$\uparrow$"), False: ("↓", r"$\downarrow$")}
 CI_NOTE = "± is the 95% CI of the mean over videos (1.96 x standard error, normal approximation)"
+BOUNDS_NOTE = "[lo, hi] is the 95% CI the record gives (bootstrap over videos, for set-level metrics such as FVD)"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,16 @@ class Table:
     columns: list[Column]
     runs: list[Run]
     rows: dict[str, tuple[str, str]]  # row label -> (run id, method)
+    bounds: dict[tuple[str, str], tuple[float, float]]  # (label, key) -> record-provided [lo, hi]
+
+    def error(self, label: str, key: str) -> tuple[float, float] | None:
+        """(below, above) the value: the record's interval if any, else the symmetric per-video CI."""
+        v = self.values.at[label, key]
+        if (label, key) in self.bounds:
+            lo, hi = self.bounds[(label, key)]
+            return max(v - lo, 0.0), max(hi - v, 0.0)
+        ci = self.ci.at[label, key]
+        return None if math.isnan(ci) else (ci, ci)
 
 
 def build_table(runs: list[Run]) -> Table:
@@ -50,13 +62,18 @@ def build_table(runs: list[Run]) -> Table:
                 Column("sec_per_video", "s/video", False, "perf"), Column("peak_mem_mb", mem_label, False, "perf")]
     values: dict[str, dict[str, float]] = {}
     cis: dict[str, dict[str, float]] = {}
+    bounds: dict[tuple[str, str], tuple[float, float]] = {}
     for run in runs:
         for method, entry in run.methods.items():
             label = labels[(run.run_id, method)]
             row, ci_row = {}, {}
             for name, m in entry.get("metrics", {}).items():
                 row[name] = _num(m.get("value"))
-                ci_row[name] = _num(ci95(per_video_values(run, method, name)))
+                interval = record_interval(m)
+                if interval is not None:
+                    bounds[(label, name)] = interval
+                else:
+                    ci_row[name] = _num(ci95(per_video_values(run, method, name)))
             metric_ns = [m.get("n") or 0 for m in entry.get("metrics", {}).values()]
             row["n"] = _num(entry.get("counts", {}).get("finished", max(metric_ns, default=None)))
             row["trainable_params"] = _num(entry.get("params", {}).get("trainable"))
@@ -67,7 +84,7 @@ def build_table(runs: list[Run]) -> Table:
     keys = [c.key for c in columns]
     frame = pd.DataFrame.from_dict(values, orient="index").reindex(columns=keys).astype(float)
     ci = pd.DataFrame.from_dict(cis, orient="index").reindex(index=frame.index, columns=keys).astype(float)
-    return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()})
+    return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds)
 
 
 def _num(v: object) -> float:
@@ -116,8 +133,11 @@ def display(table: Table, pm: str, dash: str) -> pd.DataFrame:
                 text = fmt_params(v)
             else:
                 text = fmt_number(v)
-                if not math.isnan(ci):
-                    decimals = len(text.split(".")[1]) if "." in text else 0
+                decimals = len(text.split(".")[1]) if "." in text else 0
+                if (label, col.key) in table.bounds:
+                    lo, hi = table.bounds[(label, col.key)]
+                    text += f" [{fmt_number(lo, decimals)}, {fmt_number(hi, decimals)}]"
+                elif not math.isnan(ci):
                     text += f" {pm} {fmt_number(ci, decimals)}"
             cells.at[label, col.key] = text
     return cells
@@ -192,6 +212,8 @@ def caption(table: Table) -> str:
     for name, proto in metric_protocols(rec).items():
         model = proto.get("model") or proto.get("weights")
         parts.append(f"{name}: {proto.get('definition', 'see record')}" + (f" (model {model})." if model else "."))
+    if table.bounds:
+        parts.append(f"{BOUNDS_NOTE}.")
     parts.append(f"Values are means over videos; {CI_NOTE}. s/video is the median seconds per video "
                  "(warm-up excluded). Best per column in bold, second underlined.")
     return " ".join(parts)
@@ -209,6 +231,8 @@ def settings_line(run: Run) -> str:
 def markdown_notes(runs: list[Run]) -> list[str]:
     rec = runs[0].record
     lines = [f"Values are means over videos; {CI_NOTE}. **Best** per column, _second_ (direction per arrow).", ""]
+    if any(record_interval(m) for r in runs for e in r.methods.values() for m in e.get("metrics", {}).values()):
+        lines[-1:-1] = [f"{BOUNDS_NOTE}."]
     if rec.get("base", {}).get("model") == "tiny":
         lines += ["> Base model: the built-in **tiny** preset with random weights. CLIP score and frame consistency "
                   "on tiny random models are a plumbing check, not a quality signal; temporal flickering and timings "

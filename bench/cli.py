@@ -1,4 +1,4 @@
-"""Command line: t2v-bench run | generate | evaluate | fvd-stats | ls.
+"""Command line: t2v-bench run | generate | evaluate | report | compare | leaderboard | fvd-stats | ls.
 
 Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
 keeps every finished video; a run with failed items exits 1.
@@ -60,7 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list methods, metrics, prompt suites and configs")
     ls.add_argument("what", nargs="?", choices=["methods", "metrics", "suites", "configs"])
     ls.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    _report_parsers(sub)
     return parser
+
+
+def _report_parsers(sub: Any) -> None:
+    from bench.report.compare import DEFAULT_FAIL_ON, QUALITY_DEFAULT
+
+    rep = sub.add_parser("report", help="tables (Markdown, LaTeX), plots and an HTML gallery from run folders")
+    rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or run.json files)")
+    rep.add_argument("--format", default="md,latex,html,plots", help="comma-separated subset of md,latex,html,plots")
+    rep.add_argument("--out", help="output folder (default: RUN_DIR/report for one run, results/reports/<ids> else)")
+    rep.add_argument("--group", action="store_true", help="show runs made under different settings as separate "
+                     "tables instead of refusing")
+    cmp_ = sub.add_parser("compare", help="regression gate: exit 0 within tolerance, 1 on a regression, 2 bad input")
+    cmp_.add_argument("baseline", metavar="BASELINE", help="baseline run folder or run.json")
+    cmp_.add_argument("new", metavar="NEW", help="new run folder or run.json")
+    defaults = ",".join(f"{k}:{v}" for k, v in DEFAULT_FAIL_ON.items())
+    cmp_.add_argument("--fail-on", help="NAME:TOL,... where TOL is relative (-1%%) or absolute (-0.5) in the metric's "
+                      f"worse direction, or 'off'; defaults: every quality metric {QUALITY_DEFAULT}, {defaults}")
+    cmp_.add_argument("--markdown", metavar="PATH", help="also write the summary table to this Markdown file")
+    lb = sub.add_parser("leaderboard", help="many run folders -> one ranked Markdown and HTML page")
+    lb.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    lb.add_argument("--out", required=True, help="output folder for leaderboard.md and leaderboard.html")
+    lb.add_argument("--rank-by", default="clip_score", help="metric (or s/video column key) to rank by")
+    for p in (rep, cmp_, lb):
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,6 +166,36 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report.build import parse_formats, write_report
+
+    files = write_report(args.runs, args.out, parse_formats(args.format), group=args.group)
+    for path in files:
+        print(path)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.report.compare import compare, parse_fail_on
+    from bench.report.records import load_run
+
+    result = compare(load_run(args.baseline), load_run(args.new), parse_fail_on(args.fail_on))
+    print(result.markdown(), end="")
+    if args.markdown:
+        from pathlib import Path
+        from bench.store import atomic_write_bytes
+        atomic_write_bytes(Path(args.markdown), result.markdown().encode())
+    return 1 if result.regressions else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from bench.report.leaderboard import write_leaderboard
+
+    for path in write_leaderboard(args.runs, args.out, args.rank_by):
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
@@ -161,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_fvd_stats(args)
         if args.command == "ls":
             return cmd_ls(args)
+        commands = {"report": cmd_report, "compare": cmd_compare, "leaderboard": cmd_leaderboard}
+        return commands[args.command](args)
     except UserError as exc:
         if args.debug:
             raise

@@ -1,63 +1,269 @@
-"""run.json records -> one pandas table (methods as rows, metrics as columns with direction arrows)."""
+"""Run records -> one comparison table (methods as rows), rendered as Markdown, LaTeX (booktabs) or HTML.
+
+The numbers live in a numeric DataFrame; each renderer formats them into strings and marks the best (bold) and
+second best (underlined in LaTeX/HTML, italic in Markdown) per column, in that column's own direction. Styling is
+computed from the numbers, never from the formatted strings, so `-10.55` and `9.675` rank correctly.
+"""
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from bench.report.records import (Run, ci95, metric_protocols, method_labels, peak_memory, per_video_values,
+                                  record_interval)
 from bench.store import atomic_write_bytes
 
-PERF_COLUMNS = {"sec_per_video_median": ("s/video", False), "peak_cuda_allocated_mb": ("peak CUDA MB", False),
-                "peak_rss_mb": ("peak RSS MB", False)}
+ARROWS = {True: ("↑", r"$\uparrow$"), False: ("↓", r"$\downarrow$")}
+CI_NOTE = "± is the 95% CI of the mean over videos (1.96 x standard error, normal approximation)"
+BOUNDS_NOTE = "[lo, hi] is the 95% CI the record gives (bootstrap over videos, for set-level metrics such as FVD)"
 
 
-def _arrow(higher_is_better: bool) -> str:
-    return "↑" if higher_is_better else "↓"
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    higher_is_better: bool | None  # None: shown, never ranked (n, trainable params)
+    kind: str  # "metric" | "perf" | "count"
 
 
-def results_frame(record: dict) -> pd.DataFrame:
-    """One row per method: metric values, trainable parameters, seconds per video and peak memory."""
-    rows = []
-    for method, entry in record["methods"].items():
-        row: dict[str, object] = {"method": method}
-        for metric, m in entry.get("metrics", {}).items():
-            row[f"{metric} {_arrow(m.get('higher_is_better', True))}"] = m.get("value")
-        params = entry.get("params", {})
-        if "trainable" in params:
-            row["trainable params"] = params["trainable"]
-        perf = entry.get("perf", {})
-        for key, (label, hib) in PERF_COLUMNS.items():
-            if perf.get(key) is not None:
-                row[f"{label} {_arrow(hib)}"] = perf[key]
-        counts = entry.get("counts", {})
-        row["n"] = counts.get("finished")
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("method")
+@dataclass
+class Table:
+    values: pd.DataFrame  # rows: method labels; columns: Column.key; floats (NaN = missing)
+    ci: pd.DataFrame  # 95% CI half-widths, same shape (NaN = none)
+    columns: list[Column]
+    runs: list[Run]
+    rows: dict[str, tuple[str, str]]  # row label -> (run id, method)
+    bounds: dict[tuple[str, str], tuple[float, float]]  # (label, key) -> record-provided [lo, hi]
+
+    def error(self, label: str, key: str) -> tuple[float, float] | None:
+        """(below, above) the value: the record's interval if any, else the symmetric per-video CI."""
+        v = self.values.at[label, key]
+        if (label, key) in self.bounds:
+            lo, hi = self.bounds[(label, key)]
+            return max(v - lo, 0.0), max(hi - v, 0.0)
+        ci = self.ci.at[label, key]
+        return None if math.isnan(ci) else (ci, ci)
 
 
-def run_report_markdown(record: dict) -> str:
-    df = results_frame(record)
-    s = record["sampling"]
-    suite = record["suite"]
-    lines = [f"# t2v-bench run `{record['run_id']}`", "",
-             f"Suite **{suite['name']}** v{suite['version']} ({suite['n_prompts']} prompts x "
-             f"{suite['samples_per_prompt']} samples), {s['num_frames']} frames {s['height']}x{s['width']}, "
-             f"{s['num_inference_steps']} steps, guidance {s['guidance_scale']}, {s['dtype']} on "
-             f"{record['env']['device']}.", "",
-             df.to_markdown(floatfmt=".4g"), ""]
-    if record["base"].get("model") == "tiny":
+def build_table(runs: list[Run]) -> Table:
+    """One row per (run, method); metrics, n, trainable parameters, seconds per video and peak memory."""
+    labels = method_labels(runs)
+    protocols: dict[str, dict] = {}
+    for run in runs:
+        for name, proto in metric_protocols(run.record).items():
+            protocols.setdefault(name, proto)
+    mem_label = next((peak_memory(e.get("perf", {}))[1] for r in runs for e in r.methods.values()
+                      if peak_memory(e.get("perf", {}))[0] is not None), "peak memory MB")
+    columns = [Column(m, m, bool(p.get("higher_is_better", True)), "metric") for m, p in protocols.items()]
+    columns += [Column("n", "n", None, "count"), Column("trainable_params", "trainable params", None, "count"),
+                Column("sec_per_video", "s/video", False, "perf"), Column("peak_mem_mb", mem_label, False, "perf")]
+    values: dict[str, dict[str, float]] = {}
+    cis: dict[str, dict[str, float]] = {}
+    bounds: dict[tuple[str, str], tuple[float, float]] = {}
+    for run in runs:
+        for method, entry in run.methods.items():
+            label = labels[(run.run_id, method)]
+            row, ci_row = {}, {}
+            for name, m in entry.get("metrics", {}).items():
+                row[name] = _num(m.get("value"))
+                interval = record_interval(m)
+                if interval is not None:
+                    bounds[(label, name)] = interval
+                else:
+                    ci_row[name] = _num(ci95(per_video_values(run, method, name)))
+            metric_ns = [m.get("n") or 0 for m in entry.get("metrics", {}).values()]
+            row["n"] = _num(entry.get("counts", {}).get("finished", max(metric_ns, default=None)))
+            row["trainable_params"] = _num(entry.get("params", {}).get("trainable"))
+            perf = entry.get("perf", {})
+            row["sec_per_video"] = _num(perf.get("sec_per_video_median"))
+            row["peak_mem_mb"] = _num(peak_memory(perf)[0])
+            values[label], cis[label] = row, ci_row
+    keys = [c.key for c in columns]
+    frame = pd.DataFrame.from_dict(values, orient="index").reindex(columns=keys).astype(float)
+    ci = pd.DataFrame.from_dict(cis, orient="index").reindex(index=frame.index, columns=keys).astype(float)
+    return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds)
+
+
+def _num(v: object) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+
+
+def ranks(table: Table) -> pd.DataFrame:
+    """1 = best, 2 = second (dense, ties share a rank) per ranked column; 0 = not highlighted."""
+    out = pd.DataFrame(0, index=table.values.index, columns=table.values.columns)
+    for col in table.columns:
+        # rank what the reader sees: values equal at display precision are ties, not a best and a runner-up
+        series = table.values[col.key].dropna().map(lambda v: float(fmt_number(v)))
+        if col.higher_is_better is None or series.nunique() < 2:
+            continue  # one value (or all tied) is not a "best"
+        r = series.rank(method="dense", ascending=not col.higher_is_better)
+        keep = 2 if series.size >= 3 else 1  # with two rows, underlining the worse one says nothing
+        out.loc[r.index, col.key] = r.where(r <= keep, 0).astype(int)
+    return out
+
+
+def fmt_number(v: float, decimals: int | None = None) -> str:
+    """Four significant digits in fixed notation (0.9835, -10.55, 988.5)."""
+    if decimals is None:
+        decimals = max(0, min(4, 3 - math.floor(math.log10(abs(v))))) if v else 2
+    return f"{v:.{decimals}f}"
+
+
+def fmt_params(v: float) -> str:
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{suffix}"
+    return f"{int(v)}"
+
+
+def display(table: Table, pm: str, dash: str) -> pd.DataFrame:
+    """Formatted cells: value (± CI) for metrics, human counts, dash for missing."""
+    cells = pd.DataFrame("", index=table.values.index, columns=table.values.columns, dtype=object)
+    for col in table.columns:
+        for label in table.values.index:
+            v, ci = table.values.at[label, col.key], table.ci.at[label, col.key]
+            if math.isnan(v):
+                text = dash
+            elif col.key == "n":
+                text = str(int(v))
+            elif col.key == "trainable_params":
+                text = fmt_params(v)
+            else:
+                text = fmt_number(v)
+                decimals = len(text.split(".")[1]) if "." in text else 0
+                if (label, col.key) in table.bounds:
+                    lo, hi = table.bounds[(label, col.key)]
+                    text += f" [{fmt_number(lo, decimals)}, {fmt_number(hi, decimals)}]"
+                elif not math.isnan(ci):
+                    text += f" {pm} {fmt_number(ci, decimals)}"
+            cells.at[label, col.key] = text
+    return cells
+
+
+def header(col: Column, latex: bool = False) -> str:
+    label = latex_escape(col.label) if latex else col.label
+    if col.higher_is_better is None:
+        return label
+    return f"{label} {ARROWS[col.higher_is_better][1 if latex else 0]}"
+
+
+def to_markdown(table: Table, rank: list[int] | None = None) -> str:
+    """GitHub Markdown; `rank` (leaderboard) adds a leading rank column."""
+    cells = display(table, "±", "—")
+    rk = ranks(table)
+    cells = cells.mask(rk == 1, "**" + cells + "**").mask(rk == 2, "_" + cells + "_")
+    cells.columns = [header(c) for c in table.columns]
+    if rank is not None:
+        cells.insert(0, "rank", [str(r) for r in rank])
+    cells.index.name = "method"
+    return cells.to_markdown(colalign=["left"] + ["right"] * len(cells.columns))
+
+
+def _styler(table: Table, pm: str, dash: str, best: str, second: str, latex: bool,
+            rank: list[int] | None = None) -> "pd.io.formats.style.Styler":
+    cells = display(table, pm, dash)
+    rk = ranks(table)
+    css = pd.DataFrame("", index=cells.index, columns=cells.columns).mask(rk == 1, best).mask(rk == 2, second)
+    cells.columns = [header(c, latex) for c in table.columns]
+    css.columns = cells.columns
+    if rank is not None:
+        cells.insert(0, "rank", [str(r) for r in rank])
+        css.insert(0, "rank", "")
+    if latex:
+        cells.index = [latex_escape(i) for i in cells.index]
+        css.index = cells.index
+    return cells.style.apply(lambda _: css, axis=None)
+
+
+def to_latex(table: Table, caption: str, label: str = "tab:t2v-bench") -> str:
+    """booktabs table via Styler.to_latex: bold best, underlined second, caption naming suite, N and protocols."""
+    styler = _styler(table, r"$\pm$", "--", "textbf:--rwrap;", "underline:--rwrap;", latex=True)
+    return styler.to_latex(hrules=True, column_format="l" + "r" * len(table.columns), position="t",
+                           position_float="centering", label=label,
+                           caption=latex_escape(caption).replace("±", r"$\pm$"))
+
+
+def to_html(table: Table, rank: list[int] | None = None) -> str:
+    styler = _styler(table, "±", "—", "font-weight: bold;", "text-decoration: underline;", latex=False, rank=rank)
+    return styler.set_uuid("results").set_table_attributes('class="results"').to_html()
+
+
+LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def caption(table: Table) -> str:
+    """Suite, N, settings and every metric's protocol (definition + model), from the first record."""
+    rec = table.runs[0].record
+    suite, s = rec.get("suite", {}), rec.get("sampling", {})
+    n = suite.get("n_prompts", 0) * suite.get("samples_per_prompt", 0)
+    parts = [f"Prompt suite {suite.get('name')} v{suite.get('version')} (sha256 {str(suite.get('sha256'))[:12]}): "
+             f"{suite.get('n_prompts')} prompts x {suite.get('samples_per_prompt')} samples, N = {n} videos per "
+             f"method; {s.get('num_frames')} frames at {s.get('height')}x{s.get('width')}, "
+             f"{s.get('num_inference_steps')} {s.get('scheduler', 'DDIM')} steps, guidance {s.get('guidance_scale')}, "
+             f"base model {rec.get('base', {}).get('model')}, {s.get('dtype')} on {rec.get('env', {}).get('device')}."]
+    for name, proto in metric_protocols(rec).items():
+        model = proto.get("model") or proto.get("weights")
+        parts.append(f"{name}: {proto.get('definition', 'see record')}" + (f" (model {model})." if model else "."))
+    if table.bounds:
+        parts.append(f"{BOUNDS_NOTE}.")
+    parts.append(f"Values are means over videos; {CI_NOTE}. s/video is the median seconds per video "
+                 "(warm-up excluded). Best per column in bold, second underlined.")
+    return " ".join(parts)
+
+
+def settings_line(run: Run) -> str:
+    rec = run.record
+    s, suite = rec.get("sampling", {}), rec.get("suite", {})
+    return (f"Suite **{suite.get('name')}** v{suite.get('version')} ({suite.get('n_prompts')} prompts x "
+            f"{suite.get('samples_per_prompt')} samples), {s.get('num_frames')} frames {s.get('height')}x"
+            f"{s.get('width')}, {s.get('num_inference_steps')} steps, guidance {s.get('guidance_scale')}, "
+            f"{s.get('dtype')} on {rec.get('env', {}).get('device')}.")
+
+
+def markdown_notes(runs: list[Run]) -> list[str]:
+    rec = runs[0].record
+    lines = [f"Values are means over videos; {CI_NOTE}. **Best** per column, _second_ (direction per arrow).", ""]
+    if any(record_interval(m) for r in runs for e in r.methods.values() for m in e.get("metrics", {}).values()):
+        lines[-1:-1] = [f"{BOUNDS_NOTE}."]
+    if rec.get("base", {}).get("model") == "tiny":
         lines += ["> Base model: the built-in **tiny** preset with random weights. CLIP score and frame consistency "
                   "on tiny random models are a plumbing check, not a quality signal; temporal flickering and timings "
                   "are meaningful.", ""]
-    clip = next((m for e in record["methods"].values() for n, m in e.get("metrics", {}).items()
-                 if n == "clip_score"), None)
-    if clip:
-        lines.append(f"CLIP: `{clip.get('model')}` pretrained=`{clip.get('pretrained')}`; {clip.get('definition')}.")
-    lines.append(f"Harness {record['harness']['version']} @ {str(record['harness'].get('git_sha'))[:10]}"
-                 f"{' (dirty)' if record['harness'].get('dirty') else ''}; generation hash "
-                 f"`{record['generation_hash'][:12]}`.")
-    return "\n".join(lines) + "\n"
+    for name, proto in metric_protocols(rec).items():
+        model = proto.get("model") or proto.get("weights")
+        lines.append(f"- `{name}`: {proto.get('definition', '')}" + (f" (model `{model}`)" if model else ""))
+    lines.append("")
+    for run in runs:
+        h = run.record.get("harness", {})
+        lines.append(f"`{run.run_id}`: harness {h.get('version')} @ {str(h.get('git_sha'))[:10]}"
+                     f"{' (dirty)' if h.get('dirty') else ''}, generation hash "
+                     f"`{str(run.record.get('generation_hash'))[:12]}`, created {run.record.get('created_at')}.")
+    return lines
+
+
+def markdown_report(groups: list[list[Run]]) -> str:
+    """The Markdown report: one section (settings, table, notes) per group of comparable runs."""
+    ids = [r.run_id for g in groups for r in g]
+    lines = [f"# t2v-bench {'run' if len(ids) == 1 else 'runs'} " + ", ".join(f"`{i}`" for i in ids), ""]
+    for i, runs in enumerate(groups, 1):
+        if len(groups) > 1:
+            lines += [f"## Group {i}", ""]
+        lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *markdown_notes(runs), ""]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def write_run_report(record: dict, path: Path) -> None:
-    atomic_write_bytes(Path(path), run_report_markdown(record).encode())
+    """report.md of one run (called by the runner); CIs come from samples.jsonl beside it when present."""
+    from bench.report.records import read_samples
+
+    path = Path(path)
+    run = Run(record, path.parent, read_samples(path.parent / "samples.jsonl"))
+    atomic_write_bytes(path, markdown_report([[run]]).encode())

@@ -1,0 +1,119 @@
+"""Figures (matplotlib, Agg): quality against seconds per video, and per-metric bars with 95% CI error bars.
+
+Every method keeps one colour in every figure and report (`method_colours`); with several runs, runs differ by marker
+(scatter) or hatch (bars). Each figure is written as PNG (for HTML/Markdown) and PDF (vector, for papers).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless CI: never ask for a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.report.tables import Table, header  # noqa: E402
+
+PALETTE = matplotlib.colormaps["tab10"].colors
+FALLBACK = matplotlib.colormaps["tab20b"].colors
+MARKERS = "osD^vP*X"
+HATCHES = ["", "//", "..", "xx", "\\\\", "oo"]
+
+
+def method_colour(method: str) -> str:
+    """Registered methods: their index in the sorted registry; others: a stable hash into a second palette."""
+    from bench.registry import METHODS
+
+    names = METHODS.names()
+    if method in names and names.index(method) < len(PALETTE):
+        rgb = PALETTE[names.index(method)]
+    else:
+        rgb = FALLBACK[int(hashlib.sha256(method.encode()).hexdigest()[:8], 16) % len(FALLBACK)]
+    return matplotlib.colors.to_hex(rgb)
+
+
+def _save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def quality_vs_time(table: Table, out_dir: Path, stem: str = "quality_vs_time") -> list[Path]:
+    """One panel per quality metric: x = median s/video, y = value (95% CI bar), marker area = peak memory."""
+    metrics = [c for c in table.columns if c.kind == "metric"]
+    if not metrics:
+        return []
+    mem = table.values["peak_mem_mb"]
+    mem_max = mem.max() if mem.notna().any() else 1.0
+    run_ids = [r.run_id for r in table.runs]
+    fig, axes = _grid(len(metrics))
+    for ax, col in zip(axes, metrics):
+        for label, (run_id, method) in table.rows.items():
+            x, y = table.values.at[label, "sec_per_video"], table.values.at[label, col.key]
+            if math.isnan(x) or math.isnan(y):
+                continue
+            m = mem.get(label, math.nan)
+            size = 40 + 260 * (m / mem_max if not math.isnan(m) and mem_max else 0.5)
+            err = table.error(label, col.key)
+            colour = method_colour(method)
+            ax.errorbar(x, y, yerr=None if err is None else [[err[0]], [err[1]]], fmt="none", ecolor=colour, alpha=0.6)
+            ax.scatter(x, y, s=size, color=colour, marker=MARKERS[run_ids.index(run_id) % len(MARKERS)],
+                       edgecolors="black", linewidths=0.5, label=label, alpha=0.85)
+        ax.set_xlabel("seconds per video (median) ↓")
+        ax.set_ylabel(header(col))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    mem_col = next(c for c in table.columns if c.key == "peak_mem_mb")
+    fig.legend(handles, labels, loc="upper center", ncol=min(4, max(1, len(labels))), frameon=False,
+               bbox_to_anchor=(0.5, 1.0), markerscale=0.6)
+    fig.text(0.5, -0.02, f"marker area ∝ {mem_col.label}; error bars: 95% CI over videos", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
+    return _save(fig, out_dir, stem)
+
+
+def metric_bars(table: Table, out_dir: Path, stem: str = "metrics") -> list[Path]:
+    """One panel per quality metric: a bar per method (run/method) with its 95% CI as error bar."""
+    metrics = [c for c in table.columns if c.kind == "metric"]
+    if not metrics:
+        return []
+    run_ids = [r.run_id for r in table.runs]
+    labels = list(table.rows)
+    fig, axes = _grid(len(metrics))
+    for ax, col in zip(axes, metrics):
+        values = table.values[col.key].reindex(labels)
+        errs = [table.error(lb, col.key) or (0.0, 0.0) for lb in labels]
+        yerr = [[e[0] for e in errs], [e[1] for e in errs]]
+        colours = [method_colour(table.rows[lb][1]) for lb in labels]
+        bars = ax.bar(range(len(labels)), values.fillna(0.0), yerr=yerr, color=colours, capsize=3,
+                      edgecolor="black", linewidth=0.5)
+        for bar, lb in zip(bars, labels):
+            bar.set_hatch(HATCHES[run_ids.index(table.rows[lb][0]) % len(HATCHES)])
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(header(col), fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        spans = [(v - e[0], v + e[1]) for v, e in zip(values, errs) if not math.isnan(v)]
+        if spans:  # bars of near-equal values (0.98 vs 0.99) need a zoomed axis to show a difference
+            lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
+            pad = (hi - lo) * 0.15 or abs(hi) * 0.05 or 1.0
+            ax.set_ylim(lo - pad if lo < 0 or lo - pad > 0 else 0, hi + pad)
+    fig.tight_layout()
+    return _save(fig, out_dir, stem)
+
+
+def write_plots(table: Table, out_dir: Path, prefix: str = "") -> list[Path]:
+    return quality_vs_time(table, out_dir, f"{prefix}quality_vs_time") + metric_bars(table, out_dir, f"{prefix}metrics")

@@ -1,0 +1,139 @@
+"""`t2v-bench compare`: doctored records against a fixed baseline; exit 0 ok, 1 regression, 2 unusable input."""
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.report.compare import parse_tolerance
+
+DATA = Path(__file__).parent / "data" / "reports"
+BASE = DATA / "run_a" / "run.json"
+SMOKE_BASELINE = Path(__file__).parent.parent / "results" / "baselines" / "smoke.json"
+
+
+def doctored(tmp_path: Path, edit) -> Path:
+    record = json.loads(BASE.read_text())
+    edit(record)
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def run_compare(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["compare", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def set_metric(name: str, method: str, factor: float):
+    def edit(record):
+        m = record["methods"][method]["metrics"][name]
+        m["value"] = m["value"] * factor
+    return edit
+
+
+def test_identical_records_pass(capsys):
+    code, out, _ = run_compare(capsys, BASE, BASE)
+    assert code == 0 and "within tolerance" in out and "REGRESSION" not in out
+
+
+@pytest.mark.parametrize("edit,code", [
+    (set_metric("temporal_flickering", "animatediff", 0.99), 1),   # higher is better, 1% lower: regression
+    (set_metric("temporal_flickering", "animatediff", 1.01), 0),   # 1% higher: better
+    (set_metric("clip_score", "per_frame", 1.01), 1),              # -10.45 -> -10.55: lower clip score, worse
+    (set_metric("clip_score", "per_frame", 0.99), 0),              # closer to zero: higher clip score, better
+])
+def test_quality_direction(tmp_path, capsys, edit, code):
+    got, out, _ = run_compare(capsys, BASE, doctored(tmp_path, edit))
+    assert got == code, out
+    assert ("REGRESSION" in out) == (code == 1)
+
+
+def perf(method: str, factor: float):
+    def edit(record):
+        record["methods"][method]["perf"]["sec_per_video_median"] *= factor
+    return edit
+
+
+def test_timing_default_is_wide_and_overridable(tmp_path, capsys):
+    assert run_compare(capsys, BASE, doctored(tmp_path, perf("t2v_zero", 3.5)))[0] == 0  # +250%: shared-CI noise
+    assert run_compare(capsys, BASE, doctored(tmp_path, perf("t2v_zero", 4.5)))[0] == 1  # +350%: regression
+    new = doctored(tmp_path, perf("t2v_zero", 1.3))
+    assert run_compare(capsys, BASE, new, "--fail-on", "sec_per_video:+25%")[0] == 1
+    assert run_compare(capsys, BASE, new, "--fail-on", "sec_per_video:off")[0] == 0
+
+
+def test_absolute_and_relative_tolerances(tmp_path, capsys):
+    new = doctored(tmp_path, lambda r: r["methods"]["animatediff"]["metrics"]["clip_score"].update(value=-9.9))
+    assert run_compare(capsys, BASE, new)[0] == 1                                   # -0.34 is past the 0.1% default
+    assert run_compare(capsys, BASE, new, "--fail-on", "clip_score:-0.5")[0] == 0   # absolute
+    assert run_compare(capsys, BASE, new, "--fail-on", "clip_score:-5%")[0] == 0    # relative to |baseline|
+    assert run_compare(capsys, BASE, new, "--fail-on", "clip_score:-0.2")[0] == 1
+
+
+def test_missing_and_new_methods(tmp_path, capsys):
+    code, out, _ = run_compare(capsys, BASE, doctored(tmp_path, lambda r: r["methods"].pop("t2v_zero")))
+    assert code == 1 and "'t2v_zero' is missing from NEW" in out
+    def add(r):
+        r["methods"]["simda"] = r["methods"]["animatediff"]
+    code, out, _ = run_compare(capsys, BASE, doctored(tmp_path, add))
+    assert code == 0 and "'simda' is new" in out
+    code, out, _ = run_compare(capsys, BASE, doctored(tmp_path, lambda r: r["methods"]["per_frame"]["counts"]
+                                                      .update(finished=3)))
+    assert code == 1 and "3 finished videos" in out
+
+
+@pytest.mark.parametrize("edit,needle", [
+    (lambda r: r["sampling"].update(num_frames=16), "num_frames 8 vs 16"),
+    (lambda r: r["suite"].update(sha256="f" * 64), "suite"),
+    (lambda r: [e["metrics"]["clip_score"].update(definition="other") for e in r["methods"].values()],
+     "clip_score definition"),
+])
+def test_incomparable_records_exit_2(tmp_path, capsys, edit, needle):
+    code, _, err = run_compare(capsys, BASE, doctored(tmp_path, edit))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "not comparable" in lines[0] and needle in lines[0]
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--fail-on", "clip_score:+1%"], "clip_score:-1%"),
+    (["--fail-on", "clip_scor:-1%"], "did you mean 'clip_score'"),
+    (["--fail-on", "clip_score=1"], "NAME:TOLERANCE"),
+    (["--fail-on", "sec_per_video:fast"], "relative"),
+])
+def test_bad_tolerances_exit_2(capsys, argv, needle):
+    code, _, err = run_compare(capsys, BASE, BASE, *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_unusable_input_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert run_compare(capsys, BASE, bad)[0] == 2
+    assert run_compare(capsys, BASE, tmp_path / "nowhere")[0] == 2
+
+
+def test_registered_metric_missing_from_baseline_is_noted(capsys, monkeypatch):
+    from bench.registry import METRICS
+    monkeypatch.setitem(METRICS._targets, "fvd", "bench.metrics.fvd:FVD")
+    code, out, _ = run_compare(capsys, BASE, BASE, "--fail-on", "fvd:+5%")
+    assert code == 0 and "fvd: not measured in the baseline" in out
+
+
+def test_tolerance_parsing():
+    t = parse_tolerance("fvd", "+5%", higher_is_better=False)
+    assert t.relative and t.amount == pytest.approx(0.05) and t.allowed(-200.0) == pytest.approx(10.0)
+    assert parse_tolerance("clip_score", "0.3", higher_is_better=True).allowed(30.0) == pytest.approx(0.3)
+    assert parse_tolerance("x", "off", True) is None
+
+
+def test_markdown_summary_written(tmp_path, capsys):
+    assert run_compare(capsys, BASE, BASE, "--markdown", tmp_path / "s.md")[0] == 0
+    assert "| method" in (tmp_path / "s.md").read_text()
+
+
+def test_committed_smoke_baseline_is_usable(capsys):
+    assert SMOKE_BASELINE.is_file(), "results/baselines/smoke.json is missing (see README: refresh the baseline)"
+    code, out, _ = run_compare(capsys, SMOKE_BASELINE, SMOKE_BASELINE)
+    assert code == 0 and "per_frame" in out

@@ -1,0 +1,102 @@
+"""HTML gallery: a self-contained folder, checked in a real headless Chromium.
+
+The browser test needs a Chromium binary (Debian: `apt-get install chromium`; `.ci/run` installs it) and skips with
+that reason when none is found. The page records in each clip's `data-media` what it shows ("video:<file>" once
+the browser has decoded the clip's metadata, "gif" after falling back), which `--dump-dom` lets us read.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.report.build import write_report
+from bench.store import write_mp4
+
+DATA = Path(__file__).parent / "data" / "reports"
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def find_chromium() -> str | None:
+    return os.environ.get("T2V_BENCH_CHROMIUM") or next(filter(None, map(shutil.which, BROWSERS)), None)
+
+
+needs_chromium = pytest.mark.skipif(find_chromium() is None,
+                                    reason="no chromium binary on PATH (apt-get install chromium, or set "
+                                           "T2V_BENCH_CHROMIUM); .ci/run installs it")
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory) -> Path:
+    """run_a with synthetic media (moving gradients: .npy frames + H.264 .mp4), rendered to a gallery folder."""
+    root = tmp_path_factory.mktemp("gallery")
+    run = root / "run_a"
+    shutil.copytree(DATA / "run_a", run)
+    for i, row in enumerate(json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()):
+        yy, xx = np.mgrid[0:64, 0:64]
+        frames = np.stack([np.stack([xx * 3 + 10 * f, yy * 2 + 20 * i, np.full_like(xx, 30 * f)], -1)
+                           for f in range(8)]) % 256
+        frames = frames.astype(np.uint8)
+        (run / row["frames"]).parent.mkdir(parents=True, exist_ok=True)
+        np.save(run / row["frames"], frames)
+        write_mp4(run / row["video"], frames, fps=8)
+    write_report([str(run)], root / "report", ["html", "plots"])
+    return root / "report"
+
+
+def test_gallery_is_self_contained(gallery):
+    html = (gallery / "index.html").read_text()
+    videos = re.findall(r"<video autoplay loop muted playsinline", html)
+    assert len(videos) == 12  # 3 methods x 2 prompts x 2 samples
+    refs = re.findall(r'(?:src|data-gif)="([^"]+)"', html)
+    assert refs and all(not r.startswith(("/", "file:", "http")) for r in refs)
+    assert all((gallery / r).is_file() and (gallery / r).stat().st_size > 0 for r in refs)
+    assert {Path(r).suffix for r in refs} == {".mp4", ".webm", ".gif", ".png"}
+    for method in ("per_frame", "animatediff", "t2v_zero"):
+        assert f">{method}</th>" in html
+    assert "temporal_flickering <b>" in html and "seed 1000" in html
+
+
+def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
+    """(DOM after scripts ran, console lines) of a page in headless Chromium."""
+    cmd = [find_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+           f"--user-data-dir={tmp_path / 'profile'}", "--autoplay-policy=no-user-gesture-required",
+           "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    return proc.stdout, console
+
+
+def media_states(dom: str) -> list[str]:
+    return re.findall(r'<figure class="clip" data-media="([^"]*)"', dom)
+
+
+@needs_chromium
+def test_gallery_plays_in_chromium(gallery, tmp_path):
+    dom, console = render(gallery / "index.html", tmp_path)
+    assert console == [], console
+    states = media_states(dom)
+    assert len(states) == 12 and 'data-media-ready="12/12"' in dom
+    assert all(s.startswith("video:") for s in states), states  # every clip decoded by the browser itself
+    for method in ("per_frame", "animatediff", "t2v_zero"):
+        assert re.search(rf'<th [^>]*class="row_heading[^"]*"[^>]*>{method}</th>', dom)
+
+
+@needs_chromium
+def test_fallbacks_webm_then_gif(gallery, tmp_path):
+    """Without the MP4s the browser plays the VP9 WebM; with broken videos too, the page shows the GIFs."""
+    copy = tmp_path / "copy"
+    shutil.copytree(gallery, copy)
+    for mp4 in copy.rglob("*.mp4"):
+        mp4.unlink()
+    states = media_states(render(copy / "index.html", tmp_path)[0])
+    assert states and all(s.startswith("video:") and s.endswith(".webm") for s in states), states
+    for webm in copy.rglob("*.webm"):
+        webm.write_bytes(b"not a video")
+    states = media_states(render(copy / "index.html", tmp_path)[0])
+    assert states and all(s == "gif" for s in states), states

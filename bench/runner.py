@@ -124,8 +124,8 @@ class Runner:
                 continue
             method = self.build_method(method_name)
             with MemoryWatch(self.device) as mem:
-                self._warm_up(method, todo[0].request)
                 stage_started = time.perf_counter()
+                warmup = True  # the session's first batch pays lazy init and allocator growth: kept, not timed
                 for batch in _batches(todo, self.cfg.batch_size, self._progress(len(todo), method_name)):
                     try:
                         started = time.perf_counter()
@@ -141,18 +141,13 @@ class Runner:
                     if len(videos) != len(batch):
                         raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
                     for it, video in zip(batch, videos):
-                        self._save(it, video, elapsed / len(batch), method)
+                        self._save(it, video, elapsed / len(batch), method, warmup)
                         counts[method_name]["generated"] += 1
+                    warmup = False
             counts[method_name]["stage_seconds"] = time.perf_counter() - stage_started
             self.store.save_method_perf(method_name, self.dist.rank, {**mem.result(), **self._param_counts(method)})
             del method
         return _sum_counts(self.dist.gather_objects(counts))
-
-    def _warm_up(self, method: Any, request: GenRequest) -> None:
-        """One untimed short call at the run's size: lazy init, allocator growth and autotuning stay out of timings.
-        Two steps, not one: Text2Video-Zero needs a step before its T1."""
-        from dataclasses import replace
-        method.generate([replace(request, num_inference_steps=min(2, request.num_inference_steps))])
 
     def _param_counts(self, method: Any) -> dict:
         if hasattr(method, "parameter_counts"):
@@ -160,13 +155,20 @@ class Runner:
         from methods.base import count_parameters
         return {"params": {"trainable": count_parameters(method.trainable_parameters())}}
 
-    def _save(self, item: WorkItem, video: Video, seconds: float, method: Any) -> None:
+    def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool) -> None:
         if video.num_frames != item.request.num_frames:
             raise RuntimeError(f"{item.method} returned {video.num_frames} frames, {item.request.num_frames} requested")
         meta = {"key": item.key, "method": item.method, "sample": item.sample, "request": item.request.to_dict(),
-                "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"),
-                "info": video.info, "method_config_hash": config_hash(method.config())}
+                "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"), "warmup": warmup,
+                "info": video.info, "method_config_hash": self._config_hash(method)}
         self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
+
+    def _config_hash(self, method: Any) -> str:
+        cached = getattr(method, "_t2v_bench_config_hash", None)
+        if cached is None:
+            cached = config_hash(method.config())
+            method._t2v_bench_config_hash = cached
+        return cached
 
     def _progress(self, total: int, desc: str) -> Callable[[int], None]:
         if not self.progress:

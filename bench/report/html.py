@@ -33,14 +33,11 @@ def write_webm(frames: np.ndarray, path: Path, fps: int) -> bool:
     """VP9 WebM via PyAV; False when this FFmpeg build has no libvpx-vp9 (the MP4 and GIF remain)."""
     import av
 
+    from bench.store import encode_video
+
     if "libvpx-vp9" not in av.codecs_available:
         return False
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libvpx-vp9", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
-        container.mux(stream.encode())
+    encode_video(frames, path, fps, "libvpx-vp9")
     return True
 
 

@@ -19,12 +19,13 @@ import torch
 
 
 def direct_loop(method_name: str, base, method, requests) -> None:
-    """What a user would write without the harness: a diffusers pipeline called once per request."""
+    """What a user would write without the harness: build the diffusers pipeline, call it once per request."""
     from diffusers import AnimateDiffPipeline, StableDiffusionPipeline
 
     b = base
     if method_name == "animatediff":
-        pipe = AnimateDiffPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=method.unet,
+        # as a user writes it: the pipeline folds the adapter into the 2-D UNet itself (from_unet2d)
+        pipe = AnimateDiffPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=b.unet,
                                    motion_adapter=method.adapter, scheduler=b.scheduler)
     else:
         pipe = StableDiffusionPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=b.unet,

@@ -62,3 +62,27 @@ def test_fp16_on_cpu_is_refused():
 
     with pytest.raises(UserError, match="fp16"):
         resolve_dtype("fp16", torch.device("cpu"))
+
+
+def test_lora_file_is_fused_into_the_unet(tmp_path, request_factory):
+    """A LoRA saved in diffusers' format loads through load_base(lora=...) and changes the UNet by exactly B @ A."""
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    from bench.models import tiny_unet
+
+    unet = tiny_unet(seed=1)  # tiny_components(0) builds its UNet from seed 0 + 1
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=2, target_modules=["to_q", "to_v"], init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(tmp_path / "lora", unet_lora_layers=get_peft_model_state_dict(unet),
+                                              safe_serialization=True)
+    lora_file = next((tmp_path / "lora").glob("*.safetensors"))
+    plain = tiny_components(0)
+    fused = load_base("tiny", lora=str(lora_file), lora_scale=1.0)
+    name = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"
+    a = unet.get_submodule(name).lora_A["default"].weight
+    b = unet.get_submodule(name).lora_B["default"].weight
+    expected = plain.unet.get_submodule(name).weight + b @ a
+    assert torch.allclose(fused.unet.get_submodule(name).weight, expected, atol=1e-5)
+    untouched = "down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k"
+    assert torch.equal(fused.unet.get_submodule(untouched).weight, plain.unet.get_submodule(untouched).weight)
+    assert fused.source["lora"] == str(lora_file)

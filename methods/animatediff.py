@@ -52,6 +52,25 @@ def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0):
     return _from_pretrained(MotionAdapter, spec, "motion adapter")
 
 
+def build_motion_unet(base: BaseComponents, options: dict[str, Any]):
+    """(UNetMotionModel, MotionAdapter) from the base UNet and the options motion_adapter / adapter_seed /
+    zero_init_proj_out, frozen, on the base's device and dtype."""
+    from diffusers import UNetMotionModel
+
+    adapter = load_motion_adapter(options["motion_adapter"], base.unet.config, options["adapter_seed"])
+    if options["zero_init_proj_out"]:  # start a from-scratch training run from the identity
+        zero_motion_proj_out(adapter)
+    try:
+        unet = UNetMotionModel.from_unet2d(base.unet, adapter)
+    except (ValueError, RuntimeError) as exc:
+        raise UserError(f"motion adapter '{options['motion_adapter']}' does not fit the base UNet "
+                        f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
+    unet.to(base.device)
+    if unet.dtype != base.dtype:  # skip a no-op cast: diffusers warns on every .to(dtype)
+        unet.to(base.dtype)
+    return unet.eval().requires_grad_(False), adapter
+
+
 class AnimateDiff(LatentVideoMethod):
     name = "animatediff"
     version = "1"
@@ -61,22 +80,8 @@ class AnimateDiff(LatentVideoMethod):
         return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False}
 
     def __init__(self, base: BaseComponents, **options: Any):
-        from diffusers import UNetMotionModel
-
         super().__init__(base, **options)
-        self.adapter = load_motion_adapter(self.options["motion_adapter"], base.unet.config,
-                                           self.options["adapter_seed"])
-        if self.options["zero_init_proj_out"]:  # start a from-scratch training run from the identity
-            zero_motion_proj_out(self.adapter)
-        try:
-            self.unet = UNetMotionModel.from_unet2d(base.unet, self.adapter)
-        except (ValueError, RuntimeError) as exc:
-            raise UserError(f"motion adapter '{self.options['motion_adapter']}' does not fit the base UNet "
-                            f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
-        self.unet.to(self.device)
-        if self.unet.dtype != self.dtype:
-            self.unet.to(self.dtype)
-        self.unet.eval().requires_grad_(False)
+        self.unet, self.adapter = build_motion_unet(base, self.options)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:

@@ -84,6 +84,13 @@ class LatentVideoMethod:
         b, c, f, h, w = latents.shape
         return latents.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
 
+    def unet_per_frame(self, unet: Any, latents: torch.Tensor, t: torch.Tensor,
+                       text_embeds: torch.Tensor) -> torch.Tensor:
+        """A 2-D UNet over every frame: fold (B, C, F, h, w) into the batch, repeat each video's text per frame."""
+        num_frames = latents.shape[2]
+        out = unet(self.fold_frames(latents), t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
+        return self.unfold_frames(out, num_frames)
+
     @staticmethod
     def unfold_frames(x: torch.Tensor, num_frames: int) -> torch.Tensor:
         """(B*F, C, h, w) -> (B, C, F, h, w)."""

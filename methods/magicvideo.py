@@ -34,7 +34,7 @@ import torch
 from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import BaseComponents
-from methods.animatediff import load_motion_adapter, zero_motion_proj_out
+from methods.animatediff import build_motion_unet
 from methods.attention import (CAUSAL_VARIANTS, CausalFrameAttnProcessor, CausalTemporalAttnProcessor, FrameContext,
                                processor_summary, spatial_self_attention_layers, swapped_attn_processors,
                                temporal_attention_layers)
@@ -77,9 +77,7 @@ class MagicVideoCausal(LatentVideoMethod):
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         with self.context.frames(num_frames):
-            out = self.base.unet(self.fold_frames(latents), t,
-                                 encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
-        return self.unfold_frames(out, num_frames)
+            return self.unet_per_frame(self.base.unet, latents, t, text_embeds)
 
     def sample_latents(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
                        requests: Sequence[GenRequest]) -> torch.Tensor:
@@ -129,22 +127,10 @@ class MagicVideo(LatentVideoMethod):
         return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False}
 
     def __init__(self, base: BaseComponents, **options: Any):
-        from diffusers import UNetMotionModel
-
         super().__init__(base, **options)
-        adapter = load_motion_adapter(self.options["motion_adapter"], base.unet.config, self.options["adapter_seed"])
-        if self.options["zero_init_proj_out"]:
-            zero_motion_proj_out(adapter)
-        try:
-            self.unet = UNetMotionModel.from_unet2d(base.unet, adapter)
-        except (ValueError, RuntimeError) as exc:
-            raise UserError(f"motion adapter '{self.options['motion_adapter']}' does not fit the base UNet "
-                            f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
+        self.unet, adapter = build_motion_unet(base, self.options)
         self.num_temporal_layers = make_motion_modules_causal(self.unet)
-        self.unet.to(self.device)
-        if self.unet.dtype != self.dtype:  # skip a no-op cast: diffusers warns on every .to(dtype)
-            self.unet.to(self.dtype)
-        self.unet.eval().requires_grad_(False)
+        self.unet.requires_grad_(False)  # the per-frame norms wrap the existing (already placed) GroupNorms
         self.max_frames = int(adapter.config.motion_max_seq_length)
 
     def config(self) -> dict[str, Any]:

@@ -34,7 +34,4 @@ class PerFrame(LatentVideoMethod):
         return noise
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        num_frames = latents.shape[2]
-        out = self.base.unet(self.fold_frames(latents), t,
-                             encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
-        return self.unfold_frames(out, num_frames)
+        return self.unet_per_frame(self.base.unet, latents, t, text_embeds)

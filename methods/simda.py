@@ -264,9 +264,7 @@ class SimDA(LatentVideoMethod):
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         self.context.num_frames, self.context.height, self.context.width = num_frames, *latents.shape[-2:]
-        out = self.unet(self.fold_frames(latents), t,
-                        encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
-        return self.unfold_frames(out, num_frames)
+        return self.unet_per_frame(self.unet, latents, t, text_embeds)
 
     def trainable_parameters(self) -> Iterable[nn.Parameter]:
         return self.adapters.parameters()

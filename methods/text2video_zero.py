@@ -173,9 +173,7 @@ class Text2VideoZero(LatentVideoMethod):
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         with self.context.frames(num_frames):
-            out = self.base.unet(self.fold_frames(latents), t,
-                                 encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
-        return self.unfold_frames(out, num_frames)
+            return self.unet_per_frame(self.base.unet, latents, t, text_embeds)
 
     def denoise(self, latents: torch.Tensor, timesteps: torch.Tensor, embeds: torch.Tensor, scheduler: Any,
                 guidance_scale: float) -> torch.Tensor:

@@ -1,5 +1,4 @@
 """Our shared sampler against diffusers' own pipelines on the same components and noise."""
-import pytest
 import torch
 
 from methods.animatediff import AnimateDiff

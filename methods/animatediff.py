@@ -87,7 +87,7 @@ class AnimateDiff(LatentVideoMethod):
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         if num_frames > self.max_frames:
-            raise UserError(f"animatediff: {num_frames} frames exceed the motion adapter's "
+            raise UserError(f"{self.name}: {num_frames} frames exceed the motion adapter's "
                             f"motion_max_seq_length={self.max_frames}; lower sampling.num_frames")
         return self.unet(latents, t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
 

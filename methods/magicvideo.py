@@ -27,14 +27,14 @@ super-resolution and the VideoVAE.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import torch
 
 from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import BaseComponents
-from methods.animatediff import build_motion_unet
+from methods.animatediff import AnimateDiff
 from methods.attention import (CAUSAL_VARIANTS, CausalFrameAttnProcessor, CausalTemporalAttnProcessor, FrameContext,
                                processor_summary, spatial_self_attention_layers, swapped_attn_processors,
                                temporal_attention_layers)
@@ -116,22 +116,17 @@ def make_motion_modules_causal(unet: torch.nn.Module) -> int:
     return count
 
 
-class MagicVideo(LatentVideoMethod):
+class MagicVideo(AnimateDiff):
+    """AnimateDiff's temporal transformers made directed: per-frame GroupNorm and causal temporal attention.
+    Options as AnimateDiff's: motion_adapter "tiny" = random, proj_out zeroed (identity at start); a hub id or
+    folder = start from AnimateDiff weights (their proj_out kept unless zero_init_proj_out)."""
+
     name = "magicvideo"
     version = "1"
 
-    @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        # motion_adapter: "tiny" = random adapter shaped for the base UNet, proj_out zeroed (identity at start);
-        # a hub id or folder = start from AnimateDiff weights (their proj_out kept unless zero_init_proj_out).
-        return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False}
-
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
-        self.unet, adapter = build_motion_unet(base, self.options)
         self.num_temporal_layers = make_motion_modules_causal(self.unet)
-        self.unet.requires_grad_(False)  # the per-frame norms wrap the existing (already placed) GroupNorms
-        self.max_frames = int(adapter.config.motion_max_seq_length)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "noise_draw": NOISE_DRAW, "temporal_norm": "per-frame GroupNorm",
@@ -139,13 +134,3 @@ class MagicVideo(LatentVideoMethod):
 
     def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
         return frame_major_noise(request, shape)
-
-    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        num_frames = latents.shape[2]
-        if num_frames > self.max_frames:
-            raise UserError(f"magicvideo: {num_frames} frames exceed the temporal module's positional embeddings "
-                            f"(motion_max_seq_length={self.max_frames}); lower sampling.num_frames")
-        return self.unet(latents, t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
-
-    def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
-        return (p for name, p in self.unet.named_parameters() if "motion_modules." in name)

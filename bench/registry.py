@@ -54,4 +54,5 @@ METRICS = Registry("metric", {
     "frame_consistency": "bench.metrics.clip:FrameConsistency",
     "frame_consistency_allpairs": "bench.metrics.clip:FrameConsistencyAllPairs",
     "temporal_flickering": "bench.metrics.flicker:TemporalFlickering",
+    "motion_fidelity": "bench.metrics.motion:MotionFidelity",
 })

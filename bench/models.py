@@ -147,6 +147,16 @@ def tiny_components(seed: int = 0, **unet_overrides: Any) -> BaseComponents:
 
 
 # ----------------------------------------------------------------------------------------------- loading
+def toy_weights(name: str) -> Path:
+    """A shipped toy-world weight folder or file (bench/toy/weights/<name>)."""
+    path = Path(__file__).parent / "toy" / "weights" / name
+    if not path.exists():
+        raise UserError(f"toy weights '{name}' are missing at {path}; reinstall t2v-bench, or retrain them with "
+                        "`t2v-bench train` (see bench/configs/train/)")
+    return path
+
+
+
 def _check_source(spec: str, what: str) -> None:
     """A path that does not exist is a typo, not a hub id: say so before diffusers tries the network."""
     if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():
@@ -183,6 +193,9 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
     if model == "tiny":
         components = tiny_components(seed)
     else:
+        name = model
+        if model == "toy":  # the toy-world base the project trains and ships (bench/toy/weights/base)
+            model = str(toy_weights("base"))
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -196,7 +209,7 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
             # DDIM on the checkpoint's own noise schedule: integer timesteps, which Text2Video-Zero needs.
             scheduler=DDIMScheduler.from_config(
                 _from_pretrained(DDIMScheduler, model, "scheduler", subfolder="scheduler", **kw).config),
-            source={"model": model, "revision": revision})
+            source={"model": name, "revision": revision})
     if unet:
         components.unet = load_unet(unet, revision)
         components.source["unet"] = unet

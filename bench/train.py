@@ -189,7 +189,7 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
             step = state["step"] + 1
             t0 = time.perf_counter()
             loss = task.loss(_step_generator(cfg.seed, step), cfg.batch_size)
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise UserError(f"loss became {float(loss)} at step {step}; lower --lr")
             for group in opt.param_groups:  # a function of the step only, so resume needs no scheduler state
                 group["lr"] = _lr(cfg, step)

@@ -147,6 +147,13 @@ def tiny_components(seed: int = 0, **unet_overrides: Any) -> BaseComponents:
 
 
 # ----------------------------------------------------------------------------------------------- loading
+def _toy_tokenizer():
+    """The toy base ships no tokenizer/ folder (3.6 MB): it is the CLIP BPE tokenizer, 16 tokens long."""
+    from bench.toy.base import toy_tokenizer
+
+    return toy_tokenizer()
+
+
 def toy_weights(name: str) -> Path:
     """A shipped toy-world weight folder or file (bench/toy/weights/<name>)."""
     path = Path(__file__).parent / "toy" / "weights" / name
@@ -204,7 +211,8 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
         components = BaseComponents(
             vae=_from_pretrained(AutoencoderKL, model, "vae", subfolder="vae", **kw),
             text_encoder=_from_pretrained(CLIPTextModel, model, "text_encoder", subfolder="text_encoder", **kw),
-            tokenizer=_from_pretrained(CLIPTokenizer, model, "tokenizer", subfolder="tokenizer", **kw),
+            tokenizer=_toy_tokenizer() if name == "toy" and not (Path(model) / "tokenizer").is_dir()
+            else _from_pretrained(CLIPTokenizer, model, "tokenizer", subfolder="tokenizer", **kw),
             unet=_from_pretrained(UNet2DConditionModel, model, "unet", subfolder="unet", **kw),
             # DDIM on the checkpoint's own noise schedule: integer timesteps, which Text2Video-Zero needs.
             scheduler=DDIMScheduler.from_config(

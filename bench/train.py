@@ -57,6 +57,8 @@ class TrainConfig(BaseModel):
     eval_every: int = 25
     checkpoint_every: int = 50
     target_val_loss: float | None = None
+    target_val_ratio: float | None = Field(None, description="target = ratio x the step-0 validation loss (methods "
+                                           "start from the same frozen base, so this compares them fairly)")
     threads: int = 2
     device: str = "cpu"
 
@@ -108,6 +110,14 @@ def build_task(target: str, cfg: TrainConfig) -> Task:
 
 def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(seed * 1_000_003 + step)
+
+
+def _target(cfg: TrainConfig, history: list[dict]) -> float | None:
+    if cfg.target_val_loss is not None:
+        return cfg.target_val_loss
+    if cfg.target_val_ratio is not None and history:
+        return cfg.target_val_ratio * history[0]["val_loss"]
+    return None
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
@@ -176,7 +186,8 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
         value = task.val_loss()
         state["eval_seconds"] += time.perf_counter() - t0
         state["history"].append({"step": step, "val_loss": value, "train_seconds": round(state["train_seconds"], 3)})
-        if state["reached"] is None and cfg.target_val_loss is not None and value <= cfg.target_val_loss:
+        target = _target(cfg, state["history"])
+        if state["reached"] is None and target is not None and value <= target:
             state["reached"] = {"step": step, "train_seconds": round(state["train_seconds"], 3), "val_loss": value}
         return value
 
@@ -233,7 +244,7 @@ def _record(target: str, cfg: TrainConfig, task: Task, state: dict[str, Any], me
         "val_loss_initial": history[0]["val_loss"] if history else None,
         "val_loss_final": history[-1]["val_loss"] if history else None,
         "val_loss_best": min(h["val_loss"] for h in history) if history else None,
-        "target_val_loss": cfg.target_val_loss, "reached_target": state["reached"],
+        "target_val_loss": _target(cfg, history), "reached_target": state["reached"],
         "history": history, "resumed_at": state["resumed_at"], "memory": memory, "export": str(export),
         "environment": environment(torch.device(cfg.device)),
     }

@@ -4,7 +4,8 @@ tokenizer), small enough to train on a CPU in minutes on 32x32 toy images.
 Training order: `t2v-bench train vae` (autoencoder on toy frames), then `t2v-bench train base` (UNet on the frozen
 VAE's latents, text from a frozen, seeded random CLIP text encoder: its per-token states already tell the toy
 vocabulary apart, and the UNet's cross-attention learns to read them). Large matrices ship as fp16 (rounded once
-before the UNet is trained, so training and inference see the same values) to keep the package small.
+before the UNet is trained, so training and inference see the same values) to keep the package small; the
+tokenizer/ folder is left out (3.6 MB) because `load_base("toy")` rebuilds it from open_clip's vocabulary.
 """
 from __future__ import annotations
 
@@ -186,6 +187,7 @@ class UNetTask:
         tmp = folder.with_name(folder.name + ".export")
         shutil.rmtree(tmp, ignore_errors=True)
         parts.save_pretrained(tmp)
+        shutil.rmtree(tmp / "tokenizer")  # rebuilt in code from open_clip's vocabulary (bench.models._toy_tokenizer)
         self.text_encoder.float(), unet.float()
         if folder.exists():
             shutil.rmtree(folder)

@@ -200,8 +200,9 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
             step = state["step"] + 1
             t0 = time.perf_counter()
             loss = task.loss(_step_generator(cfg.seed, step), cfg.batch_size)
-            if not math.isfinite(float(loss.detach())):
-                raise UserError(f"loss became {float(loss)} at step {step}; lower --lr")
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise UserError(f"loss became {value} at step {step}; lower --lr")
             for group in opt.param_groups:  # a function of the step only, so resume needs no scheduler state
                 group["lr"] = _lr(cfg, step)
             opt.zero_grad(set_to_none=True)
@@ -213,7 +214,7 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
             state["train_seconds"] += dt
             state["step_seconds"].append(round(dt, 4))
             state["step"] = step
-            recent = (recent + [float(loss)])[-20:]
+            recent = (recent + [value])[-20:]
             bar.update(1)
             bar.set_postfix(loss=f"{statistics.fmean(recent):.4f}")
             if step % cfg.eval_every == 0 or step == cfg.steps:

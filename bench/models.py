@@ -154,6 +154,18 @@ def _toy_tokenizer():
     return toy_tokenizer()
 
 
+def weights_fingerprint(folder: str | Path) -> str:
+    """sha256 (16 hex) over the safetensors files under a small weights folder: it goes into cache keys so that
+    retrained toy weights never reuse videos generated with the old ones."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def toy_weights(name: str) -> Path:
     """A shipped toy-world weight folder or file (bench/toy/weights/<name>)."""
     path = Path(__file__).parent / "toy" / "weights" / name
@@ -217,7 +229,8 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
             # DDIM on the checkpoint's own noise schedule: integer timesteps, which Text2Video-Zero needs.
             scheduler=DDIMScheduler.from_config(
                 _from_pretrained(DDIMScheduler, model, "scheduler", subfolder="scheduler", **kw).config),
-            source={"model": name, "revision": revision})
+            source={"model": name, "revision": revision,
+                    **({"weights_sha256": weights_fingerprint(model)} if name == "toy" else {})})
     if unet:
         components.unet = load_unet(unet, revision)
         components.source["unet"] = unet

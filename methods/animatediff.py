@@ -83,6 +83,13 @@ class AnimateDiff(LatentVideoMethod):
         self.unet.eval().requires_grad_(False)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
 
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        if self.options["motion_adapter"] == "toy":  # same name, retrainable weights: key on their content
+            from bench.models import toy_weights, weights_fingerprint
+            cfg["motion_adapter_sha256"] = weights_fingerprint(toy_weights("animatediff-motion-adapter"))
+        return cfg
+
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         if num_frames > self.max_frames:

@@ -51,6 +51,10 @@ class MethodTask:
         self.base = load_base(cfg.base, device=cfg.device)
         self.method = METHODS.get(name)(self.base, **cfg.options)
         self._params = list(self.method.trainable_parameters())
+        if not self._params:  # say so before spending time on data
+            from bench.errors import UserError
+            raise UserError(f"'{name}' has nothing to train (no trainable parameters); training-free methods such "
+                            "as per_frame run as they are")
         for p in self._params:  # the base and everything else stays frozen
             p.requires_grad_(True)
         self.ddpm = DDPMScheduler.from_config(self.base.scheduler.config)

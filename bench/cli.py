@@ -1,4 +1,4 @@
-"""Command line: t2v-bench run | generate | evaluate | report | compare | leaderboard | fvd-stats | ls.
+"""Command line: t2v-bench run | generate | evaluate | train | report | compare | leaderboard | fvd-stats | ls.
 
 Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
 keeps every finished video; a run with failed items exits 1.
@@ -57,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--seed", type=int, default=0)
     fs.add_argument("--device", default="cpu")
     fs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    tr = sub.add_parser("train", help="train a method's trainable part (base frozen) or a toy-world model")
+    tr.add_argument("target", help="a method name (e.g. animatediff), or vae | base | clip | video-features")
+    tr.add_argument("--config", default=None, help="train YAML (a path, or a name under bench/configs/train/)")
+    tr.add_argument("--steps", type=int)
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--data", help="'toy' or a WebVid-layout folder (captions.csv + videos/)")
+    tr.add_argument("--out", help="run folder for checkpoints and train.json (a rerun resumes from it)")
+    tr.add_argument("--export", help="where the final weights go")
+    tr.add_argument("--target-val-loss", type=float)
+    tr.add_argument("--eval-every", type=int)
+    tr.add_argument("--threads", type=int)
+    tr.add_argument("--no-progress", action="store_true")
+    tr.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     ls = sub.add_parser("ls", help="list methods, metrics, prompt suites and configs")
     ls.add_argument("what", nargs="?", choices=["methods", "metrics", "suites", "configs"])
     ls.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -150,6 +165,25 @@ def cmd_fvd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from bench.train import load_train_config, train
+
+    names = ("steps", "batch_size", "lr", "seed", "data", "out", "export", "target_val_loss", "eval_every", "threads")
+    cfg = load_train_config(args.config, {n: getattr(args, n) for n in names})
+    try:
+        record = train(args.target, cfg, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    reached = record["reached_target"]
+    print(f"{args.target}: {record['steps']} steps, {record['train_seconds']:.1f} s training, "
+          f"{record['sec_per_step_median']} s/step, val loss {record['val_loss_initial']:.4f} -> "
+          f"{record['val_loss_final']:.4f}" + (f", target reached at step {reached['step']} "
+                                                f"({reached['train_seconds']:.1f} s)" if reached else ""))
+    print(f"weights: {record['export']}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from bench.config import config_names
     from bench.prompts import suite_names
@@ -214,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args, "all" if args.command == "run" else args.command)
         if args.command == "fvd-stats":
             return cmd_fvd_stats(args)
+        if args.command == "train":
+            return cmd_train(args)
         if args.command == "ls":
             return cmd_ls(args)
         commands = {"report": cmd_report, "compare": cmd_compare, "leaderboard": cmd_leaderboard}

@@ -147,6 +147,35 @@ def tiny_components(seed: int = 0, **unet_overrides: Any) -> BaseComponents:
 
 
 # ----------------------------------------------------------------------------------------------- loading
+def _toy_tokenizer():
+    """The toy base ships no tokenizer/ folder (3.6 MB): it is the CLIP BPE tokenizer, 16 tokens long."""
+    from bench.toy.base import toy_tokenizer
+
+    return toy_tokenizer()
+
+
+def weights_fingerprint(folder: str | Path) -> str:
+    """sha256 (16 hex) over the safetensors files under a small weights folder: it goes into cache keys so that
+    retrained toy weights never reuse videos generated with the old ones."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        digest.update(path.relative_to(folder).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def toy_weights(name: str) -> Path:
+    """A shipped toy-world weight folder or file (bench/toy/weights/<name>)."""
+    path = Path(__file__).parent / "toy" / "weights" / name
+    if not path.exists():
+        raise UserError(f"toy weights '{name}' are missing at {path}; reinstall t2v-bench, or retrain them with "
+                        "`t2v-bench train` (see bench/configs/train/)")
+    return path
+
+
+
 def _check_source(spec: str, what: str) -> None:
     """A path that does not exist is a typo, not a hub id: say so before diffusers tries the network."""
     if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().exists():
@@ -183,6 +212,9 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
     if model == "tiny":
         components = tiny_components(seed)
     else:
+        name = model
+        if model == "toy":  # the toy-world base the project trains and ships (bench/toy/weights/base)
+            model = str(toy_weights("base"))
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -191,12 +223,14 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
         components = BaseComponents(
             vae=_from_pretrained(AutoencoderKL, model, "vae", subfolder="vae", **kw),
             text_encoder=_from_pretrained(CLIPTextModel, model, "text_encoder", subfolder="text_encoder", **kw),
-            tokenizer=_from_pretrained(CLIPTokenizer, model, "tokenizer", subfolder="tokenizer", **kw),
+            tokenizer=_toy_tokenizer() if name == "toy" and not (Path(model) / "tokenizer").is_dir()
+            else _from_pretrained(CLIPTokenizer, model, "tokenizer", subfolder="tokenizer", **kw),
             unet=_from_pretrained(UNet2DConditionModel, model, "unet", subfolder="unet", **kw),
             # DDIM on the checkpoint's own noise schedule: integer timesteps, which Text2Video-Zero needs.
             scheduler=DDIMScheduler.from_config(
                 _from_pretrained(DDIMScheduler, model, "scheduler", subfolder="scheduler", **kw).config),
-            source={"model": model, "revision": revision})
+            source={"model": name, "revision": revision,
+                    **({"weights_sha256": weights_fingerprint(model)} if name == "toy" else {})})
     if unet:
         components.unet = load_unet(unet, revision)
         components.source["unet"] = unet

@@ -60,4 +60,5 @@ METRICS = Registry("metric", {
     "frame_consistency_allpairs": "bench.metrics.clip:FrameConsistencyAllPairs",
     "temporal_flickering": "bench.metrics.flicker:TemporalFlickering",
     "fvd": "bench.metrics.fvd:FVD",
+    "motion_fidelity": "bench.metrics.motion:MotionFidelity",
 })

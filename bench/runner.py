@@ -6,6 +6,7 @@ interrupted run loses nothing.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -87,6 +88,9 @@ class Runner:
             version = getattr(METHODS.get(method), "version", "0")
             identity = {"method": method, "version": version, "options": self.cfg.methods[method],
                         "base": self.cfg.base.model_dump(), "dtype": self.cfg.dtype, "device": self.device.type}
+            if self.cfg.base.model == "toy" or "toy" in self.cfg.methods[method].values():
+                # Toy weights are retrainable under the same name: key on their content.
+                identity["toy_weights_sha256"] = _toy_fingerprint()
             for prompt in self.suite.prompts:
                 for k in range(self.cfg.samples_per_prompt):
                     request = GenRequest(prompt_id=prompt.id, prompt=prompt.text,
@@ -330,6 +334,13 @@ def _sum_counts(per_rank: list[dict[str, dict]]) -> dict[str, dict]:
                 t[key] += c[key]
             t["stage_seconds"] = max(t["stage_seconds"], c["stage_seconds"])
     return total
+
+
+@functools.lru_cache(maxsize=1)
+def _toy_fingerprint() -> str:
+    from bench.models import toy_weights, weights_fingerprint
+
+    return weights_fingerprint(toy_weights("."))
 
 
 def _finite(value: torch.Tensor) -> float | None:

@@ -6,6 +6,7 @@ initialises it (diffusers' MotionAdapter does not): the untrained module is then
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -48,6 +49,9 @@ def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0):
 
     if spec == "tiny":
         return tiny_motion_adapter(unet_config, seed)
+    if spec == "toy":  # the adapter trained on the toy world for the toy base (bench/toy/weights/)
+        from bench.models import toy_weights
+        spec = str(toy_weights("animatediff-motion-adapter"))
     _check_source(spec, "motion_adapter")
     return _from_pretrained(MotionAdapter, spec, "motion adapter")
 
@@ -84,6 +88,13 @@ class AnimateDiff(LatentVideoMethod):
         self.unet, self.adapter = build_motion_unet(base, self.options)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
 
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        if self.options["motion_adapter"] == "toy":  # same name, retrainable weights: key on their content
+            from bench.models import toy_weights, weights_fingerprint
+            cfg["motion_adapter_sha256"] = weights_fingerprint(toy_weights("animatediff-motion-adapter"))
+        return cfg
+
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         if num_frames > self.max_frames:
@@ -93,3 +104,7 @@ class AnimateDiff(LatentVideoMethod):
 
     def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
         return (p for name, p in self.unet.named_parameters() if "motion_modules." in name)
+
+    def save_trainable(self, folder: str | Path) -> None:
+        """The trained motion modules as a MotionAdapter folder (safetensors): usable as `motion_adapter: <folder>`."""
+        self.unet.save_motion_modules(str(folder), safe_serialization=True)

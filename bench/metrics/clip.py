@@ -32,6 +32,13 @@ class ClipEmbedder:
         self.model_name, self.pretrained, self.seed = model, pretrained, seed
         self.device = torch.device(device)
         self.batch_frames = batch_frames
+        if model in ("toy", "t2v-bench-toy-clip"):  # the toy-world CLIP the project trains and ships
+            from bench.toy.clip_model import register, shipped_checkpoint
+
+            self.model_name = register()
+            if pretrained in (None, "toy"):
+                self.pretrained = pretrained = str(shipped_checkpoint())
+            model = self.model_name
         if model in ("tiny", TINY_CLIP):
             open_clip.add_model_config(Path(__file__).with_name(f"{TINY_CLIP}.json"))
             self.model_name, self.pretrained = TINY_CLIP, None

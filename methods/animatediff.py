@@ -42,7 +42,8 @@ def tiny_motion_adapter(unet_config: Any, seed: int = 0, zero_init: bool = True,
     return adapter
 
 
-def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0):
+def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0, toy_folder: str = "animatediff-motion-adapter"):
+    """`toy_folder`: which shipped folder "toy" means; each method trains its own adapter on the toy world."""
     from diffusers import MotionAdapter
 
     from bench.models import _check_source, _from_pretrained
@@ -51,17 +52,17 @@ def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0):
         return tiny_motion_adapter(unet_config, seed)
     if spec == "toy":  # the adapter trained on the toy world for the toy base (bench/toy/weights/)
         from bench.models import toy_weights
-        spec = str(toy_weights("animatediff-motion-adapter"))
+        spec = str(toy_weights(toy_folder))
     _check_source(spec, "motion_adapter")
     return _from_pretrained(MotionAdapter, spec, "motion adapter")
 
 
-def build_motion_unet(base: BaseComponents, options: dict[str, Any]):
+def build_motion_unet(base: BaseComponents, options: dict[str, Any], toy_folder: str = "animatediff-motion-adapter"):
     """(UNetMotionModel, MotionAdapter) from the base UNet and the options motion_adapter / adapter_seed /
     zero_init_proj_out, frozen, on the base's device and dtype."""
     from diffusers import UNetMotionModel
 
-    adapter = load_motion_adapter(options["motion_adapter"], base.unet.config, options["adapter_seed"])
+    adapter = load_motion_adapter(options["motion_adapter"], base.unet.config, options["adapter_seed"], toy_folder)
     if options["zero_init_proj_out"]:  # start a from-scratch training run from the identity
         zero_motion_proj_out(adapter)
     try:
@@ -78,6 +79,7 @@ def build_motion_unet(base: BaseComponents, options: dict[str, Any]):
 class AnimateDiff(LatentVideoMethod):
     name = "animatediff"
     version = "1"
+    toy_adapter = "animatediff-motion-adapter"  # what `motion_adapter: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -85,14 +87,14 @@ class AnimateDiff(LatentVideoMethod):
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
-        self.unet, self.adapter = build_motion_unet(base, self.options)
+        self.unet, self.adapter = build_motion_unet(base, self.options, self.toy_adapter)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         if self.options["motion_adapter"] == "toy":  # same name, retrainable weights: key on their content
             from bench.models import toy_weights, weights_fingerprint
-            cfg["motion_adapter_sha256"] = weights_fingerprint(toy_weights("animatediff-motion-adapter"))
+            cfg["motion_adapter_sha256"] = weights_fingerprint(toy_weights(self.toy_adapter))
         return cfg
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:

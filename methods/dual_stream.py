@@ -112,6 +112,7 @@ def motion_stream(unet: nn.Module, adapter: nn.Module) -> nn.Module:
 class DualStream(LatentVideoMethod):
     name = "dual_stream"
     version = "1"
+    toy_file = "dual-stream.safetensors"  # what `weights: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -281,9 +282,16 @@ class DualStream(LatentVideoMethod):
                   str(path), metadata={"method": self.name})
         return path
 
+    def save_trainable(self, folder: str | Path) -> None:
+        """Export for `t2v-bench train`: <folder>/dual-stream.safetensors, usable as `weights`."""
+        self.save_weights(Path(folder) / self.toy_file)
+
     def load_weights(self, path: str | Path) -> None:
         from safetensors.torch import load_file
 
+        if str(path) == "toy":  # the weights trained on the toy world for the toy base
+            from bench.models import toy_weights
+            path = toy_weights(self.toy_file)
         path = Path(path).expanduser()
         if not path.is_file():
             raise UserError(f"dual_stream weights '{path}' do not exist; write them with DualStream.save_weights()")

@@ -27,6 +27,7 @@ super-resolution and the VideoVAE.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -123,6 +124,9 @@ class MagicVideo(AnimateDiff):
 
     name = "magicvideo"
     version = "1"
+    # Its own toy adapter: trained through the causal modules, so AnimateDiff's (bidirectional) one is not it.
+    # The inherited save_trainable exports a plain MotionAdapter folder; causality is re-applied at load.
+    toy_adapter = "magicvideo-motion-adapter"
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
@@ -134,3 +138,13 @@ class MagicVideo(AnimateDiff):
 
     def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
         return frame_major_noise(request, shape)
+
+    def save_trainable(self, folder: str | Path) -> None:
+        """The trained motion modules as a plain MotionAdapter folder (safetensors), usable as
+        `motion_adapter: <folder>`: the causal processors and per-frame norms are re-applied at load. PerFrameGroupNorm
+        nests the GroupNorm (`norm.norm.*`), which diffusers' save_motion_modules cannot map, so the adapter's state
+        is rebuilt here under the original names."""
+        state = {name.replace(".norm.norm.", ".norm."): p.detach()
+                 for name, p in self.unet.state_dict().items() if "motion_modules." in name}
+        self.adapter.load_state_dict(state, strict=True)
+        self.adapter.save_pretrained(str(folder), safe_serialization=True)

@@ -186,6 +186,7 @@ class LatentShiftAttnProcessor:
 class SimDA(LatentVideoMethod):
     name = "simda"
     version = "1"
+    toy_file = "simda-adapters.safetensors"  # what `adapter_weights: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -286,10 +287,17 @@ class SimDA(LatentVideoMethod):
         save_file(tensors, str(path), metadata=meta)
         return path
 
+    def save_trainable(self, folder: str | Path) -> None:
+        """Export for `t2v-bench train`: <folder>/simda-adapters.safetensors, usable as `adapter_weights`."""
+        self.save_adapters(Path(folder) / self.toy_file)
+
     def load_adapters(self, path: str | Path) -> None:
         from safetensors import safe_open
         from safetensors.torch import load_file
 
+        if str(path) == "toy":  # the adapters trained on the toy world for the toy base
+            from bench.models import toy_weights
+            path = toy_weights(self.toy_file)
         path = Path(path).expanduser()
         if not path.is_file():
             raise UserError(f"simda adapter_weights '{path}' does not exist; write one with SimDA.save_adapters()")

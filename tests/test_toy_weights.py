@@ -1,6 +1,7 @@
 """The shipped toy-world weights load through the same paths a user's config takes."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from bench.api import GenRequest
@@ -36,3 +37,40 @@ def test_toy_video_features_shape():
     net = load_video_features()
     feats = video_features(net, torch.rand(2, 8, 3, 48, 48))
     assert feats.shape == (2, 64) and feats.dtype == torch.float64
+
+
+def _noise_prediction(name: str, **options) -> torch.Tensor:
+    """One noise prediction of `name` on the toy base, fixed latents, prompt and timestep."""
+    from bench.models import load_base
+    from bench.registry import METHODS
+
+    base = load_base("toy")
+    method = METHODS.get(name)(base, **options)
+    latents = torch.randn((1, 4, 4, 8, 8), generator=torch.Generator("cpu").manual_seed(0))
+    embeds = method.encode_prompts(["a red circle moving left on a blue background"])
+    with torch.no_grad():
+        return method.predict_noise(latents.to(base.dtype), torch.tensor(500), embeds).float()
+
+
+# Each trained method's shipped weights load through its `toy` option and move it off its untrained start.
+TRAINED = [("animatediff", {"motion_adapter": "toy"}, {"motion_adapter": "tiny"}),
+           ("magicvideo", {"motion_adapter": "toy"}, {"motion_adapter": "tiny"}),
+           ("simda", {"adapter_weights": "toy"}, {}),
+           ("dual_stream", {"weights": "toy"}, {})]
+
+
+@pytest.mark.parametrize(("name", "trained", "untrained"), TRAINED, ids=[t[0] for t in TRAINED])
+def test_toy_weights_load_and_change_the_output(name, trained, untrained):
+    out = _noise_prediction(name, **trained)
+    assert torch.isfinite(out).all()
+    assert (out - _noise_prediction(name, **untrained)).abs().max() > 1e-3
+
+
+def test_magicvideo_toy_adapter_is_its_own():
+    """`motion_adapter: toy` means each method's own trained adapter, not AnimateDiff's."""
+    from bench.models import toy_weights
+    from methods.animatediff import AnimateDiff
+    from methods.magicvideo import MagicVideo
+
+    assert MagicVideo.toy_adapter != AnimateDiff.toy_adapter
+    assert (toy_weights(MagicVideo.toy_adapter) / "diffusion_pytorch_model.safetensors").is_file()

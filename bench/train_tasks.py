@@ -38,7 +38,25 @@ def clips_for(cfg: TrainConfig, validation: bool):
     return clips[-cfg.num_val:] if validation else clips[:-cfg.num_val][:cfg.num_train]
 
 
-class MethodTask:
+class DiffusionLoss:
+    """The noise-prediction loss shared by the base T2I and every method: needs train_z/train_e, val_* tensors,
+    uncond, uncond_prob, ddpm and `_mse(z, e, noise, t)`. The draw order (clips, caption drop, noise, timesteps)
+    from the step's generator is fixed, so a resumed run draws what an uninterrupted one would."""
+
+    def loss(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
+        idx = torch.randint(len(self.train_z), (batch_size,), generator=generator)
+        z, e = self.train_z[idx], self.train_e[idx].clone()
+        e[torch.rand(batch_size, generator=generator) < self.uncond_prob] = self.uncond  # so guidance works
+        noise = torch.randn(z.shape, generator=generator)
+        t = torch.randint(0, self.ddpm.config.num_train_timesteps, (batch_size,), generator=generator)
+        return self._mse(z, e, noise, t)
+
+    @torch.no_grad()
+    def val_loss(self) -> float:
+        return float(self._mse(self.val_z, self.val_e, self.val_noise, self.val_t))
+
+
+class MethodTask(DiffusionLoss):
     uncond_prob = 0.1
 
     def __init__(self, name: str, cfg: TrainConfig):
@@ -87,18 +105,6 @@ class MethodTask:
             pred = self.method.predict_noise(noisy[i:i + 1].to(self.base.dtype), t[i], e[i:i + 1].to(self.base.dtype))
             losses.append(F.mse_loss(pred.float(), noise[i:i + 1]))
         return torch.stack(losses).mean()
-
-    def loss(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        idx = torch.randint(len(self.train_z), (batch_size,), generator=generator)
-        z, e = self.train_z[idx], self.train_e[idx].clone()
-        e[torch.rand(batch_size, generator=generator) < self.uncond_prob] = self.uncond
-        noise = torch.randn(z.shape, generator=generator)
-        t = torch.randint(0, self.ddpm.config.num_train_timesteps, (batch_size,), generator=generator)
-        return self._mse(z, e, noise, t)
-
-    @torch.no_grad()
-    def val_loss(self) -> float:
-        return float(self._mse(self.val_z, self.val_e, self.val_noise, self.val_t))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {f"p{i:05d}": p.detach() for i, p in enumerate(self._params)}

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.train import TrainConfig
+from bench.train_tasks import DiffusionLoss
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 TOY_VAE = dict(block_out_channels=(16, 32, 32), latent_channels=4, norm_num_groups=8, layers_per_block=1,
@@ -114,7 +115,7 @@ def _ddpm(scheduler_config: Any):
     return DDPMScheduler.from_config(scheduler_config)
 
 
-class UNetTask:
+class UNetTask(DiffusionLoss):
     """The toy T2I UNet: epsilon-prediction MSE on VAE latents of toy frames; captions dropped to "" 10% of the
     time so classifier-free guidance works."""
 
@@ -156,19 +157,6 @@ class UNetTask:
     def _mse(self, z: torch.Tensor, e: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         noisy = self.ddpm.add_noise(z, noise, t)
         return F.mse_loss(self.unet(noisy, t, encoder_hidden_states=e).sample, noise)
-
-    def loss(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
-        idx = torch.randint(len(self.train_z), (batch_size,), generator=generator)
-        z, e = self.train_z[idx], self.train_e[idx].clone()
-        drop = torch.rand(batch_size, generator=generator) < self.uncond_prob
-        e[drop] = self.uncond
-        noise = torch.randn(z.shape, generator=generator)
-        t = torch.randint(0, self.ddpm.config.num_train_timesteps, (batch_size,), generator=generator)
-        return self._mse(z, e, noise, t)
-
-    @torch.no_grad()
-    def val_loss(self) -> float:
-        return float(self._mse(self.val_z, self.val_e, self.val_noise, self.val_t))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return dict(self.unet.state_dict())

@@ -175,6 +175,11 @@ def toy_weights(name: str) -> Path:
     return path
 
 
+def resolve_shipped(spec: str, toy_name: str) -> str:
+    """An option value naming weights: 'toy' means the project's shipped toy-world file `toy_name`."""
+    return str(toy_weights(toy_name)) if str(spec) == "toy" else str(spec)
+
+
 
 def _check_source(spec: str, what: str) -> None:
     """A path that does not exist is a typo, not a hub id: say so before diffusers tries the network."""

@@ -46,13 +46,11 @@ def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0, toy_folder: 
     """`toy_folder`: which shipped folder "toy" means; each method trains its own adapter on the toy world."""
     from diffusers import MotionAdapter
 
-    from bench.models import _check_source, _from_pretrained
+    from bench.models import _check_source, _from_pretrained, resolve_shipped
 
     if spec == "tiny":
         return tiny_motion_adapter(unet_config, seed)
-    if spec == "toy":  # the adapter trained on the toy world for the toy base (bench/toy/weights/)
-        from bench.models import toy_weights
-        spec = str(toy_weights(toy_folder))
+    spec = resolve_shipped(spec, toy_folder)  # 'toy': the adapter trained on the toy world for the toy base
     _check_source(spec, "motion_adapter")
     return _from_pretrained(MotionAdapter, spec, "motion adapter")
 

@@ -289,10 +289,9 @@ class DualStream(LatentVideoMethod):
     def load_weights(self, path: str | Path) -> None:
         from safetensors.torch import load_file
 
-        if str(path) == "toy":  # the weights trained on the toy world for the toy base
-            from bench.models import toy_weights
-            path = toy_weights(self.toy_file)
-        path = Path(path).expanduser()
+        from bench.models import resolve_shipped
+
+        path = Path(resolve_shipped(path, self.toy_file)).expanduser()
         if not path.is_file():
             raise UserError(f"dual_stream weights '{path}' do not exist; write them with DualStream.save_weights()")
         state, named = load_file(str(path)), self.named_trainable()

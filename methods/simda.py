@@ -295,10 +295,9 @@ class SimDA(LatentVideoMethod):
         from safetensors import safe_open
         from safetensors.torch import load_file
 
-        if str(path) == "toy":  # the adapters trained on the toy world for the toy base
-            from bench.models import toy_weights
-            path = toy_weights(self.toy_file)
-        path = Path(path).expanduser()
+        from bench.models import resolve_shipped
+
+        path = Path(resolve_shipped(path, self.toy_file)).expanduser()
         if not path.is_file():
             raise UserError(f"simda adapter_weights '{path}' does not exist; write one with SimDA.save_adapters()")
         with safe_open(str(path), framework="pt") as fh:

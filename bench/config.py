@@ -66,16 +66,19 @@ class FvdConfig(_Strict):
     """FVD detector, protocol and reference set. The defaults are the CPU smoke setup (random tiny detector,
     procedural reference): its numbers are plumbing checks, recorded as not comparable."""
 
-    detector: str = Field("smoke", description="'smoke' (seeded random Conv3d) or a file: piergiaj-layout I3D "
-                                               "state dict (rgb_imagenet.pt) or StyleGAN-V i3d_torchscript.pt")
-    detector_kind: Literal["auto", "i3d_state_dict", "i3d_torchscript", "smoke"] = Field(
-        "auto", description="'auto' loads state dicts only; TorchScript runs code, so it needs 'i3d_torchscript'")
-    protocol: str = Field("auto", description="'auto' (fvd_smoke_<T>f for the smoke detector, else fvd_i3d_16f), "
-                                              "'fvd_i3d_16f', 'fvd_smoke' or 'fvd_smoke_<T>f'")
-    num_frames: int | None = Field(None, description="smoke protocol frame count; None = sampling.num_frames")
-    reference: str = Field("procedural", description="'procedural' (moving shapes at the run's size) or a "
-                                                     ".safetensors file from `t2v-bench fvd-stats`")
-    procedural_videos: int = Field(64, description="clips in the procedural reference set")
+    detector: str = Field("smoke", description="'smoke' (seeded random Conv3d), 'toy' (the shipped toy-world "
+                                               "video net) or a file: piergiaj-layout I3D state dict "
+                                               "(rgb_imagenet.pt) or StyleGAN-V i3d_torchscript.pt")
+    detector_kind: Literal["auto", "i3d_state_dict", "i3d_torchscript", "smoke", "toy"] = Field(
+        "auto", description="'auto' loads state dicts only; TorchScript runs code, so it needs 'i3d_torchscript'; "
+                            "a toy video net file needs 'toy'")
+    protocol: str = Field("auto", description="'auto' (fvd_<kind>_<T>f for the smoke/toy detectors, else "
+                                              "fvd_i3d_16f), 'fvd_i3d_16f', 'fvd_smoke(_<T>f)' or 'fvd_toy(_<T>f)'")
+    num_frames: int | None = Field(None, description="smoke/toy protocol frame count; None = sampling.num_frames")
+    reference: str = Field("procedural", description="'procedural' (random moving shapes at the run's size), "
+                                                     "'toy' (real toy-world videos) or a .safetensors file from "
+                                                     "`t2v-bench fvd-stats`")
+    procedural_videos: int = Field(64, description="clips in the procedural or toy reference set")
     procedural_seed: int = 0
     seed: int = Field(0, description="seed of the random clip offset when a video has more frames than the protocol")
     offset_rule: Literal["random", "first"] = "random"

@@ -22,8 +22,8 @@ from bench.errors import UserError
 from bench.metrics.base import VideoMetric
 from bench.metrics.frechet import COV_DENOMINATOR, FeatureSums, frechet_distance, mean_cov_from_sums
 from bench.metrics.fvd_detectors import Detector, load_detector
-from bench.metrics.fvd_protocol import (OFFSET_RULE_TEXT, FvdProtocol, clip_features, resolve_protocol, uint8_clip,
-                                        video_to_uint8)
+from bench.metrics.fvd_protocol import (OFFSET_RULE_TEXT, SHORT_KINDS, FvdProtocol, clip_features, resolve_protocol,
+                                        uint8_clip, video_to_uint8)
 from bench.metrics.reference_videos import list_videos, procedural_videos, read_video, ucf101_videos
 
 REF_FORMAT = "t2v-bench-fvd-reference-v1"
@@ -244,13 +244,16 @@ class FVD(VideoMetric):
         """Builds detector, protocol and reference from `cfg.fvd` (defaults: the smoke setup)."""
         fc = cfg.fvd
         detector = load_detector(fc.detector, fc.detector_kind, device=device)
-        # the smoke protocol follows the run's frame count unless fvd.num_frames pins it
-        frames = (fc.num_frames or cfg.sampling.num_frames) if detector.kind == "smoke" else fc.num_frames
+        # the smoke and toy protocols follow the run's frame count unless fvd.num_frames pins it
+        frames = (fc.num_frames or cfg.sampling.num_frames) if detector.kind in SHORT_KINDS else fc.num_frames
         protocol = resolve_protocol(fc.protocol, detector, frames)
         if fc.reference == "procedural":
             reference = procedural_reference(detector, protocol, n=fc.procedural_videos, seed=fc.procedural_seed,
                                              height=cfg.sampling.height, width=cfg.sampling.width,
                                              batch_size=fc.batch_size)
+        elif fc.reference == "toy":
+            reference = toy_reference(detector, protocol, n=fc.procedural_videos, seed=fc.procedural_seed,
+                                      size=cfg.sampling.height, batch_size=fc.batch_size)
         else:
             reference = load_reference_stats(fc.reference, protocol, detector)
         return cls(detector, protocol, reference, seed=fc.seed, offset_rule=fc.offset_rule, min_n=fc.min_n,
@@ -266,6 +269,23 @@ def procedural_reference(detector: Detector, protocol: FvdProtocol, n: int = 64,
     name = f"procedural:n={n},seed={seed},{height}x{width},{protocol.num_frames}f"
     return ReferenceStats(sums, protocol.id, detector.kind, detector.sha256, name, _tensor_sha256(sums),
                           {"source": "bench.metrics.reference_videos.procedural_video v1"})
+
+
+def toy_reference(detector: Detector, protocol: FvdProtocol, n: int = 64, seed: int = 0, size: int = 32,
+                  batch_size: int = 4) -> ReferenceStats:
+    """Reference stats of `n` real toy-world videos (bench.toy.world.toy_videos: every motion, shape, colour and
+    background), rendered at the run's size, in memory."""
+    from bench.toy.world import toy_videos
+
+    try:
+        videos = list(toy_videos(n, seed, protocol.num_frames, size))
+    except ValueError as exc:  # too many frames for the world's speeds
+        raise UserError(f"toy FVD reference: {exc} (fvd.num_frames or sampling.num_frames)") from None
+    clips = (uint8_clip(Video(s.frames).to_uint8(), protocol, "first", 0)[0] for s in videos)
+    sums = FeatureSums.from_features(clip_features(clips, detector, batch_size))
+    name = f"toy-world:n={n},seed={seed},{size}x{size},{protocol.num_frames}f"
+    return ReferenceStats(sums, protocol.id, detector.kind, detector.sha256, name, _tensor_sha256(sums),
+                          {"source": "bench.toy.world.toy_videos"})
 
 
 def _reference_clips(paths: Iterable[Path], protocol: FvdProtocol, offset_rule: str, seed: int,

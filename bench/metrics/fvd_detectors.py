@@ -7,8 +7,10 @@ Three kinds, recorded with the file's sha256 in every FVD result:
 - `i3d_torchscript`: StyleGAN-V's `i3d_torchscript.pt`, called as StyleGAN-V does:
   `model(uint8 clips, rescale=True, resize=True, return_features=True)` (resize and rescale happen inside).
   A TorchScript archive carries code, so it is loaded only when the user names this kind.
-- `smoke`: a tiny seeded random Conv3d network for the embedded CPU default. Its numbers exercise the plumbing
-  and are never comparable with published FVD.
+- `smoke`: a tiny seeded random Conv3d network for CPU plumbing checks. Its numbers are never comparable with
+  published FVD.
+- `toy`: the toy world's trained 3-D conv net (bench/toy/video_features.py; `fvd.detector: toy` = the shipped
+  safetensors file). Its FVD means something inside the toy world only.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import torch.nn.functional as F
 from bench.errors import UserError
 from bench.metrics.i3d import InceptionI3d
 
-KINDS = ("auto", "i3d_state_dict", "i3d_torchscript", "smoke")
+KINDS = ("auto", "i3d_state_dict", "i3d_torchscript", "smoke", "toy")
 STYLEGAN_V_KWARGS = {"rescale": True, "resize": True, "return_features": True}
 SMOKE_DIM = 64
 
@@ -171,6 +173,27 @@ class SmokeDetector(Detector):
         return {**super().describe(), "label": "smoke (random weights, not comparable)"}
 
 
+class ToyDetector(Detector):
+    kind = "toy"
+    preprocess = "uint8 -> x/255 -> area resize 32x32 -> toy video net (pooled 64-d features)"
+
+    def __init__(self, path: str | Path, device: torch.device | str = "cpu"):
+        from bench.toy.video_features import load_video_features
+
+        net = load_video_features(path, device)
+        super().__init__(str(path), file_sha256(path), net.dim, device)
+        self.net = net
+
+    def _forward(self, clips: torch.Tensor) -> torch.Tensor:
+        from bench.toy.video_features import video_features
+
+        videos = clips.permute(0, 2, 1, 3, 4).float() / 255.0  # (B, 3, T, H, W) -> (B, T, 3, H, W) in [0, 1]
+        return video_features(self.net, videos)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "label": "toy world (comparable with toy-world runs only)"}
+
+
 def _unwrap_state_dict(obj: Any, path: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
@@ -207,7 +230,8 @@ def load_i3d_state_dict(path: str | Path) -> InceptionI3d:
 
 
 def load_detector(spec: str, kind: str = "auto", device: torch.device | str = "cpu", seed: int = 0) -> Detector:
-    """`spec` is 'smoke' or a file. kind 'auto' recognises state dicts; TorchScript needs kind='i3d_torchscript'."""
+    """`spec` is 'smoke', 'toy' or a file. kind 'auto' recognises state dicts; TorchScript needs
+    kind='i3d_torchscript', a toy video net file kind='toy'."""
     if kind not in KINDS:
         from bench.errors import did_you_mean
         raise UserError(f"unknown FVD detector kind '{kind}': {did_you_mean(kind, KINDS)}")
@@ -215,11 +239,20 @@ def load_detector(spec: str, kind: str = "auto", device: torch.device | str = "c
         if spec != "smoke" or kind not in ("auto", "smoke"):
             raise UserError("the smoke detector takes no file: set fvd.detector: smoke and fvd.detector_kind: auto")
         return SmokeDetector(seed=seed, device=device)
+    if spec == "toy" or kind == "toy":
+        from bench.models import resolve_shipped
+        from bench.toy.video_features import WEIGHTS_FILE
+
+        path = Path(resolve_shipped(spec, WEIGHTS_FILE)).expanduser()
+        if not path.is_file():
+            raise UserError(f"toy video feature file '{spec}' does not exist; use fvd.detector: toy for the shipped "
+                            "one, or train one with `t2v-bench train video-features`")
+        return ToyDetector(path, device)
     path = Path(spec).expanduser()
     if not path.is_file():
         raise UserError(f"FVD detector file '{spec}' does not exist; pass a path to rgb_imagenet.pt-style I3D "
                         "weights or StyleGAN-V's i3d_torchscript.pt (with fvd.detector_kind: i3d_torchscript), "
-                        "or fvd.detector: smoke for the CPU smoke setup")
+                        "or fvd.detector: smoke | toy for the CPU setups")
     sha = file_sha256(path)
     torchscript = is_torchscript_archive(path)
     if torchscript and kind != "i3d_torchscript":

@@ -3,7 +3,9 @@
 `fvd_i3d_16f`: 16 consecutive frames (stride 1), uint8 quantisation by rounding, then the detector's own
 preprocessing (I3D: 224x224 squash resize, bilinear, no antialias, [-1, 1]). Shorter videos are an error.
 `fvd_smoke_<T>f`: the same pipeline with T frames (default: the run's frame count) for the random smoke detector,
-so the 8-frame CPU default can exercise FVD end to end. Its numbers are labelled smoke and never comparable.
+so short CPU runs can exercise FVD end to end. Its numbers are labelled smoke and never comparable.
+`fvd_toy_<T>f`: the same with the toy world's trained video feature net (bench/toy/video_features.py); comparable
+with other toy-world runs only.
 """
 from __future__ import annotations
 
@@ -42,32 +44,39 @@ class FvdProtocol:
 I3D_16F = FvdProtocol("fvd_i3d_16f", 16)
 
 
-def smoke_protocol(num_frames: int) -> FvdProtocol:
+SHORT_KINDS = ("smoke", "toy")  # detectors with no fixed clip length: protocol fvd_<kind>_<T>f
+
+
+def smoke_protocol(num_frames: int, kind: str = "smoke") -> FvdProtocol:
+    """The T-frame protocol of a small CPU detector (`kind` smoke or toy)."""
     if num_frames < 1:
         raise UserError(f"fvd.num_frames must be >= 1 (got {num_frames})")
-    return FvdProtocol(f"fvd_smoke_{num_frames}f", num_frames, smoke=True)
+    return FvdProtocol(f"fvd_{kind}_{num_frames}f", num_frames, smoke=kind == "smoke")
 
 
 def resolve_protocol(name: str, detector: Detector, num_frames: int | None = None) -> FvdProtocol:
-    """'auto' -> fvd_smoke_<T>f for the smoke detector, fvd_i3d_16f otherwise; checks detector/protocol pairs."""
+    """'auto' -> fvd_<kind>_<T>f for the smoke and toy detectors, fvd_i3d_16f otherwise; checks the pairing."""
     if name == "auto":
-        name = "fvd_smoke" if detector.kind == "smoke" else I3D_16F.id
-    match = re.fullmatch(r"fvd_smoke(?:_(\d+)f)?", name)
+        name = f"fvd_{detector.kind}" if detector.kind in SHORT_KINDS else I3D_16F.id
+    match = re.fullmatch(r"fvd_(smoke|toy)(?:_(\d+)f)?", name)
     if match:
-        if detector.kind != "smoke":
-            raise UserError(f"protocol '{name}' is for the smoke detector only; with an I3D use fvd_i3d_16f")
-        frames = int(match.group(1)) if match.group(1) else num_frames
+        kind = match.group(1)
+        if detector.kind != kind:
+            raise UserError(f"protocol '{name}' is for the {kind} detector only; with an I3D use fvd_i3d_16f")
+        frames = int(match.group(2)) if match.group(2) else num_frames
         if frames is None:
-            raise UserError("the fvd_smoke protocol needs a frame count: set fvd.num_frames or use fvd_smoke_<T>f")
-        return smoke_protocol(frames)
+            raise UserError(f"the fvd_{kind} protocol needs a frame count: set fvd.num_frames or use "
+                            f"fvd_{kind}_<T>f")
+        return smoke_protocol(frames, kind)
     if name == I3D_16F.id:
-        if detector.kind == "smoke":
-            raise UserError("fvd_i3d_16f needs a real I3D detector (fvd.detector: path to weights); the smoke "
-                            "detector goes with fvd.protocol: fvd_smoke")
+        if detector.kind in SHORT_KINDS:
+            raise UserError(f"fvd_i3d_16f needs a real I3D detector (fvd.detector: path to weights); the "
+                            f"{detector.kind} detector goes with fvd.protocol: fvd_{detector.kind}")
         if num_frames not in (None, 16):
             raise UserError(f"fvd_i3d_16f uses exactly 16 frames (fvd.num_frames is {num_frames}); unset it")
         return I3D_16F
-    raise UserError(f"unknown FVD protocol '{name}': choose from auto, fvd_i3d_16f, fvd_smoke, fvd_smoke_<T>f")
+    raise UserError(f"unknown FVD protocol '{name}': choose from auto, fvd_i3d_16f, fvd_smoke(_<T>f), "
+                    "fvd_toy(_<T>f)")
 
 
 def clip_offset(frames: torch.Tensor, num_frames: int, rule: str, seed: int) -> int:
@@ -87,7 +96,7 @@ def uint8_clip(frames: torch.Tensor, protocol: FvdProtocol, rule: str, seed: int
     n = frames.shape[0]
     if n < protocol.num_frames:
         hint = ("set sampling.num_frames >= 16, or use the smoke protocol (fvd.protocol: fvd_smoke) for short "
-                "smoke runs" if not protocol.smoke else "lower fvd.num_frames or raise sampling.num_frames")
+                "smoke runs" if protocol.id == I3D_16F.id else "lower fvd.num_frames or raise sampling.num_frames")
         raise UserError(f"FVD protocol {protocol.id} needs {protocol.num_frames} consecutive frames, the video has "
                         f"{n}: {hint}")
     offset = clip_offset(frames, protocol.num_frames, rule, seed)

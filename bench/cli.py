@@ -16,7 +16,7 @@ from bench.errors import UserError
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="config name (see `t2v-bench ls configs`) or a YAML path; default: smoke")
+    p.add_argument("--config", default=None, help="config name (see `t2v-bench ls configs`) or a YAML path; default: toy")
     p.add_argument("--methods", help="comma-separated subset of methods, e.g. per_frame,animatediff")
     p.add_argument("--prompts", help="prompt suite name or a .yaml/.jsonl file")
     p.add_argument("--samples", type=int, help="samples per prompt")
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2v-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("run", "generate, evaluate and write run.json + report.md (default: the smoke config)"),
+    for name, help_text in (("run", "generate, evaluate and write run.json + report.md (default: the toy config)"),
                             ("generate", "only generate videos (cached, resumable)"),
                             ("evaluate", "only score the videos already generated")):
         p = sub.add_parser(name, help=help_text)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bench.errors import UserError
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
+DEFAULT_CONFIG = "toy"  # `t2v-bench run` with no --config: the toy world (every model trained by the project)
 
 
 class _Strict(BaseModel):
@@ -167,7 +168,7 @@ def _format_validation_error(where: str, exc: ValidationError) -> str:
 
 def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Load a named config (bench/configs/<name>.yaml) or a YAML file, then apply dotted overrides."""
-    name_or_path = name_or_path or "smoke"
+    name_or_path = name_or_path or DEFAULT_CONFIG
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = CONFIGS_DIR / f"{name_or_path}.yaml"

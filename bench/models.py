@@ -155,15 +155,36 @@ def _toy_tokenizer():
 
 
 def weights_fingerprint(folder: str | Path) -> str:
-    """sha256 (16 hex) over the safetensors files under a small weights folder: it goes into cache keys so that
-    retrained toy weights never reuse videos generated with the old ones."""
+    """sha256 (16 hex) over a safetensors file, or over the safetensors files under a small weights folder: it goes
+    into cache keys so that retrained toy weights never reuse videos generated with the old ones."""
     import hashlib
 
     digest = hashlib.sha256()
-    for path in sorted(Path(folder).rglob("*.safetensors")):
-        digest.update(path.relative_to(folder).as_posix().encode())
+    folder = Path(folder)
+    files = [folder] if folder.is_file() else sorted(folder.rglob("*.safetensors"))
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() if path != folder else b"")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def training_record_path(weights: str | Path) -> Path:
+    """Where `t2v-bench train` leaves the cost record of exported weights: <folder>/training.json for a weights
+    folder, <name>.training.json beside a weights file."""
+    weights = Path(weights)
+    return weights / "training.json" if weights.is_dir() else weights.with_suffix(".training.json")
+
+
+def read_training_record(weights: str | Path) -> dict[str, Any] | None:
+    """The training cost of these exact weights (None when no record is beside them, or it was written for other
+    weights: the fingerprint must match)."""
+    import json
+
+    path = training_record_path(weights)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("weights_sha256") == weights_fingerprint(weights) else None
 
 
 def toy_weights(name: str) -> Path:

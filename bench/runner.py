@@ -154,10 +154,13 @@ class Runner:
         return _sum_counts(self.dist.gather_objects(counts))
 
     def _param_counts(self, method: Any) -> dict:
+        """Parameter counts and, for trained weights that carry a training record, what training them cost."""
+        cost = method.training_cost() if hasattr(method, "training_cost") else None
+        extra = {"training": cost} if cost else {}
         if hasattr(method, "parameter_counts"):
-            return {"params": method.parameter_counts()}
+            return {"params": method.parameter_counts(), **extra}
         from methods.base import count_parameters
-        return {"params": {"trainable": count_parameters(method.trainable_parameters())}}
+        return {"params": {"trainable": count_parameters(method.trainable_parameters())}, **extra}
 
     def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool) -> None:
         if video.num_frames != item.request.num_frames:
@@ -263,8 +266,9 @@ class Runner:
                 "options": self.cfg.methods[name],
                 "config_hash": metas[0]["method_config_hash"] if metas else None,
                 "params": perf_file.get("params", {}),
+                **({"training": perf_file["training"]} if perf_file.get("training") else {}),
                 "metrics": metrics.get(name, {}),
-                "perf": {**perf, **{k: v for k, v in perf_file.items() if k != "params"},
+                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training")},
                          "world_size": self.dist.world_size},
                 "counts": {**c, "finished": len(metas)},
             }

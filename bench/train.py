@@ -8,7 +8,8 @@ module...), or a toy-world model: `vae`, `base` (the T2I UNet), `clip`, `video-f
     loss(generator, batch_size) -> Tensor      one training batch; all randomness from `generator`
     val_loss() -> float                        on a fixed validation set with fixed noise
     state_tensors() / load_state_tensors(d)    the trainable weights, for checkpoints and resume
-    export(folder)                             the deliverable (e.g. a MotionAdapter folder), safetensors
+    export(folder) -> Path | None              the deliverable (e.g. a MotionAdapter folder), safetensors; a method
+                                               task returns what it wrote, and its cost record goes beside it
 
 The batch of step k draws from a generator seeded with (seed, k), so a run resumed from its last checkpoint sees
 the same data and noise as an uninterrupted one. Cost recorded in <out>/train.json: trainable parameters, seconds
@@ -69,7 +70,7 @@ class Task(Protocol):
     def val_loss(self) -> float: ...
     def state_tensors(self) -> dict[str, torch.Tensor]: ...
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
-    def export(self, folder: Path) -> None: ...
+    def export(self, folder: Path) -> Path | None: ...
 
 
 def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -224,10 +225,27 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
     finally:
         bar.close()
     export = Path(cfg.export or out / "final")
-    task.export(export)
+    weights = task.export(export)
     record = _record(target, cfg, task, state, watch.result(), export)
     (out / "train.json").write_text(json.dumps(record, indent=1))
+    if weights is not None:  # beside the weights, so a run that loads them can report what they cost
+        write_training_record(record, weights)
     return record
+
+
+def write_training_record(record: dict[str, Any], weights: str | Path) -> Path:
+    """The cost summary of a train record (train.json), written beside the weights it produced and tied to them by
+    their fingerprint: <folder>/training.json or <file stem>.training.json (bench.models.read_training_record)."""
+    from bench.models import training_record_path, weights_fingerprint
+
+    env, cfg = record.get("environment", {}), record.get("config", {})
+    summary = {k: v for k, v in record.items() if k not in ("history", "config", "environment", "export")}
+    summary.update(weights_sha256=weights_fingerprint(weights), device=env.get("gpu") or env.get("device"),
+                   threads=cfg.get("threads"), batch_size=cfg.get("batch_size"), num_frames=cfg.get("num_frames"),
+                   data=cfg.get("data"), seed=cfg.get("seed"), data_seed=cfg.get("data_seed"))
+    path = training_record_path(weights)
+    path.write_text(json.dumps(summary, indent=1) + "\n")
+    return path
 
 
 def _record(target: str, cfg: TrainConfig, task: Task, state: dict[str, Any], memory: dict, export: Path) -> dict:

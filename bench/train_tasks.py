@@ -116,13 +116,14 @@ class MethodTask(DiffusionLoss):
             for i, p in enumerate(self._params):
                 p.copy_(tensors[f"p{i:05d}"])
 
-    def export(self, folder: Path) -> None:
+    def export(self, folder: Path) -> Path:
+        """Writes the weights the method loads; returns their file or folder (the training record goes beside)."""
         save = getattr(self.method, "save_trainable", None)
         if save is not None:
-            save(folder)
-            return
+            return save(folder)
         from safetensors.torch import save_file
 
         Path(folder).mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous().cpu() for k, v in self.state_tensors().items()},
                   Path(folder) / "trainable.safetensors")
+        return Path(folder) / "trainable.safetensors"

@@ -95,6 +95,12 @@ class AnimateDiff(LatentVideoMethod):
             cfg["motion_adapter_sha256"] = weights_fingerprint(toy_weights(self.toy_adapter))
         return cfg
 
+    def trained_weights(self) -> Path | None:
+        from bench.models import resolve_shipped
+
+        spec = str(self.options["motion_adapter"])
+        return None if spec == "tiny" else Path(resolve_shipped(spec, self.toy_adapter)).expanduser()
+
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]
         if num_frames > self.max_frames:
@@ -105,6 +111,7 @@ class AnimateDiff(LatentVideoMethod):
     def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
         return (p for name, p in self.unet.named_parameters() if "motion_modules." in name)
 
-    def save_trainable(self, folder: str | Path) -> None:
+    def save_trainable(self, folder: str | Path) -> Path:
         """The trained motion modules as a MotionAdapter folder (safetensors): usable as `motion_adapter: <folder>`."""
         self.unet.save_motion_modules(str(folder), safe_serialization=True)
+        return Path(folder)

@@ -9,6 +9,7 @@ or on the dtype.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
 import torch
@@ -54,6 +55,18 @@ class LatentVideoMethod:
 
     def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
         return []
+
+    def trained_weights(self) -> Path | None:
+        """The local file or folder of trained weights this instance loaded (None: untrained, or a hub id)."""
+        return None
+
+    def training_cost(self) -> dict[str, Any] | None:
+        """What training the loaded weights cost, from the record `t2v-bench train` left beside them (None when
+        there is none, or it belongs to other weights)."""
+        from bench.models import read_training_record
+
+        path = self.trained_weights()
+        return read_training_record(path) if path is not None and path.exists() else None
 
     def added_parameters(self) -> Iterable[torch.nn.Parameter]:
         """Parameters the method uses at inference on top of the base T2I. By default what it trains; a method that

@@ -282,9 +282,15 @@ class DualStream(LatentVideoMethod):
                   str(path), metadata={"method": self.name})
         return path
 
-    def save_trainable(self, folder: str | Path) -> None:
+    def save_trainable(self, folder: str | Path) -> Path:
         """Export for `t2v-bench train`: <folder>/dual-stream.safetensors, usable as `weights`."""
-        self.save_weights(Path(folder) / self.toy_file)
+        return self.save_weights(Path(folder) / self.toy_file)
+
+    def trained_weights(self) -> Path | None:
+        from bench.models import resolve_shipped
+
+        spec = self.options["weights"]
+        return Path(resolve_shipped(spec, self.toy_file)).expanduser() if spec else None
 
     def load_weights(self, path: str | Path) -> None:
         from safetensors.torch import load_file

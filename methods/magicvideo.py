@@ -139,7 +139,7 @@ class MagicVideo(AnimateDiff):
     def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
         return frame_major_noise(request, shape)
 
-    def save_trainable(self, folder: str | Path) -> None:
+    def save_trainable(self, folder: str | Path) -> Path:
         """The trained motion modules as a plain MotionAdapter folder (safetensors), usable as
         `motion_adapter: <folder>`: the causal processors and per-frame norms are re-applied at load. PerFrameGroupNorm
         nests the GroupNorm (`norm.norm.*`), which diffusers' save_motion_modules cannot map, so the adapter's state
@@ -148,3 +148,4 @@ class MagicVideo(AnimateDiff):
                  for name, p in self.unet.state_dict().items() if "motion_modules." in name}
         self.adapter.load_state_dict(state, strict=True)
         self.adapter.save_pretrained(str(folder), safe_serialization=True)
+        return Path(folder)

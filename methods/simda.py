@@ -287,9 +287,15 @@ class SimDA(LatentVideoMethod):
         save_file(tensors, str(path), metadata=meta)
         return path
 
-    def save_trainable(self, folder: str | Path) -> None:
+    def save_trainable(self, folder: str | Path) -> Path:
         """Export for `t2v-bench train`: <folder>/simda-adapters.safetensors, usable as `adapter_weights`."""
-        self.save_adapters(Path(folder) / self.toy_file)
+        return self.save_adapters(Path(folder) / self.toy_file)
+
+    def trained_weights(self) -> Path | None:
+        from bench.models import resolve_shipped
+
+        spec = self.options["adapter_weights"]
+        return Path(resolve_shipped(spec, self.toy_file)).expanduser() if spec else None
 
     def load_adapters(self, path: str | Path) -> None:
         from safetensors import safe_open

@@ -58,3 +58,42 @@ def test_train_from_a_webvid_folder(tmp_path):
     write_dataset(tmp_path / "data", 5, seed=0, num_frames=4)
     record = train("animatediff", _cfg(tmp_path, "folder", data=str(tmp_path / "data"), steps=1), progress=False)
     assert record["steps"] == 1 and record["val_loss_final"] == record["val_loss_final"]
+
+
+def test_training_cost_travels_from_train_to_run_record_and_report(tmp_path):
+    """The cost `train` records sits beside the exported weights, tied to them by fingerprint; a run that loads
+    those weights records it, and the report shows the training columns (training-free methods get '-')."""
+    from bench.config import RunConfig
+    from bench.models import read_training_record, training_record_path
+    from bench.report.tables import build_table, to_markdown
+    from bench.report.records import load_run
+    from bench.runner import Runner
+
+    export = tmp_path / "simda-export"
+    record = train("simda", _cfg(tmp_path, "simda", options={}, export=str(export), target_val_loss=10.0),
+                   progress=False)
+    weights = export / "simda-adapters.safetensors"
+    saved = read_training_record(weights)
+    assert saved is not None and training_record_path(weights) == export / "simda-adapters.training.json"
+    assert saved["trainable_parameters"] == record["trainable_parameters"]
+    assert saved["reached_target"] == record["reached_target"] and saved["steps"] == 2
+
+    cfg = RunConfig.model_validate({
+        "methods": {"per_frame": {}, "simda": {"adapter_weights": str(weights)}}, "prompts": "smoke",
+        "sampling": {"num_frames": 4, "height": 32, "width": 32, "num_inference_steps": 1},
+        "metrics": ["temporal_flickering"]})
+    Runner(cfg, tmp_path / "run", progress=False).run("all")
+    methods = json.loads((tmp_path / "run" / "run.json").read_text())["methods"]
+    assert methods["simda"]["training"]["sec_per_step_median"] == record["sec_per_step_median"]
+    assert "training" not in methods["per_frame"]
+    table = build_table([load_run(tmp_path / "run")])
+    assert table.values.at["simda", "train_steps_to_target"] == 0  # a loose target is met at the first evaluation
+    assert table.values.at["simda", "train_sec_per_step"] == record["sec_per_step_median"]
+    md = to_markdown(table)
+    assert "train s/step ↓" in md and "train s to target ↓" in md
+
+    # weights changed after training: the record no longer describes them and is ignored
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(weights)
+    save_file({k: v + 1 for k, v in tensors.items()}, weights)
+    assert read_training_record(weights) is None

@@ -60,6 +60,8 @@ def build_table(runs: list[Run]) -> Table:
     columns = [Column(m, m, bool(p.get("higher_is_better", True)), "metric") for m, p in protocols.items()]
     columns += [Column("n", "n", None, "count"), Column("trainable_params", "trainable params", None, "count"),
                 Column("sec_per_video", "s/video", False, "perf"), Column("peak_mem_mb", mem_label, False, "perf")]
+    if any(e.get("training") for r in runs for e in r.methods.values()):  # the seed's training efficiency
+        columns += [Column(key, label, False, "training") for key, label in TRAINING_COLUMNS.items()]
     values: dict[str, dict[str, float]] = {}
     cis: dict[str, dict[str, float]] = {}
     bounds: dict[tuple[str, str], tuple[float, float]] = {}
@@ -80,11 +82,30 @@ def build_table(runs: list[Run]) -> Table:
             perf = entry.get("perf", {})
             row["sec_per_video"] = _num(perf.get("sec_per_video_median"))
             row["peak_mem_mb"] = _num(peak_memory(perf)[0])
+            row.update(training_values(entry.get("training") or {}))
             values[label], cis[label] = row, ci_row
     keys = [c.key for c in columns]
     frame = pd.DataFrame.from_dict(values, orient="index").reindex(columns=keys).astype(float)
     ci = pd.DataFrame.from_dict(cis, orient="index").reindex(index=frame.index, columns=keys).astype(float)
     return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds)
+
+
+TRAINING_NOTE = ("train columns: the record `t2v-bench train` left beside the loaded weights: median seconds per "
+                 "step, peak memory, and the step and training seconds (evaluation excluded) at which the validation "
+                 "loss first reached the target; '-' for training-free methods")
+TRAINING_COLUMNS = {"train_sec_per_step": "train s/step", "train_peak_mem_mb": "train peak MB",
+                    "train_steps_to_target": "train steps to target", "train_sec_to_target": "train s to target"}
+
+
+def training_values(training: dict) -> dict[str, float]:
+    """The training-cost columns of a method's `training` record (NaN where it has none: training-free methods,
+    or a target validation loss never reached)."""
+    reached = training.get("reached_target") or {}
+    memory = training.get("memory") or {}
+    return {"train_sec_per_step": _num(training.get("sec_per_step_median")),
+            "train_peak_mem_mb": _num(peak_memory(memory)[0]),
+            "train_steps_to_target": _num(reached.get("step")),
+            "train_sec_to_target": _num(reached.get("train_seconds"))}
 
 
 def _num(v: object) -> float:
@@ -127,7 +148,7 @@ def display(table: Table, pm: str, dash: str) -> pd.DataFrame:
             v, ci = table.values.at[label, col.key], table.ci.at[label, col.key]
             if math.isnan(v):
                 text = dash
-            elif col.key == "n":
+            elif col.key in ("n", "train_steps_to_target"):
                 text = str(int(v))
             elif col.key == "trainable_params":
                 text = fmt_params(v)
@@ -214,9 +235,28 @@ def caption(table: Table) -> str:
         parts.append(f"{name}: {proto.get('definition', 'see record')}" + (f" (model {model})." if model else "."))
     if table.bounds:
         parts.append(f"{BOUNDS_NOTE}.")
+    if any(c.kind == "training" for c in table.columns):
+        parts.append(f"{TRAINING_NOTE[0].upper()}{TRAINING_NOTE[1:]}.")
+    if base_note(rec):
+        parts.append(base_note(rec).replace("**", ""))
     parts.append(f"Values are means over videos; {CI_NOTE}. s/video is the median seconds per video "
                  "(warm-up excluded). Best per column in bold, second underlined.")
     return " ".join(parts)
+
+
+BASE_NOTES = {
+    "tiny": "Base model: the built-in **tiny** preset with random weights. CLIP score and frame consistency on tiny "
+            "random models are a plumbing check, not a quality signal; temporal flickering and timings are "
+            "meaningful.",
+    "toy": "**Toy-world numbers.** Base, CLIP, FVD features and every method's trainable part were trained by "
+           "t2v-bench on its procedural toy world (bench/toy); they compare methods with each other inside that "
+           "world and are not comparable with numbers on real models or data.",
+}
+
+
+def base_note(rec: dict) -> str:
+    """The label a run's base model calls for (tiny: plumbing check; toy: toy-world numbers), or ''."""
+    return BASE_NOTES.get(str(rec.get("base", {}).get("model")), "")
 
 
 def settings_line(run: Run) -> str:
@@ -233,10 +273,11 @@ def markdown_notes(runs: list[Run]) -> list[str]:
     lines = [f"Values are means over videos; {CI_NOTE}. **Best** per column, _second_ (direction per arrow).", ""]
     if any(record_interval(m) for r in runs for e in r.methods.values() for m in e.get("metrics", {}).values()):
         lines[-1:-1] = [f"{BOUNDS_NOTE}."]
-    if rec.get("base", {}).get("model") == "tiny":
-        lines += ["> Base model: the built-in **tiny** preset with random weights. CLIP score and frame consistency "
-                  "on tiny random models are a plumbing check, not a quality signal; temporal flickering and timings "
-                  "are meaningful.", ""]
+    if any(e.get("training") for r in runs for e in r.methods.values()):
+        lines[-1:-1] = [f"{TRAINING_NOTE[0].upper()}{TRAINING_NOTE[1:]}."]
+    note = base_note(rec)
+    if note:
+        lines += [f"> {note}", ""]
     for name, proto in metric_protocols(rec).items():
         model = proto.get("model") or proto.get("weights")
         lines.append(f"- `{name}`: {proto.get('definition', '')}" + (f" (model `{model}`)" if model else ""))

@@ -121,8 +121,11 @@ def fvd_from_features(fake_feats: torch.Tensor, ref_stats: ReferenceStats | Feat
 
 def bootstrap_fvd_ci(fake_feats: torch.Tensor, ref_stats: ReferenceStats | FeatureSums, n_boot: int = 200,
                      seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of FVD, resampling the generated videos with replacement (the reference
-    is a fixed set of sums). It shows sampling noise at this N; it does not remove FD's small-N bias."""
+    """Bootstrap interval of FVD, resampling the generated videos with replacement (the reference is a fixed set
+    of sums), shifted by the bootstrap's bias estimate (mean of the resamples - FVD): a resample repeats videos,
+    which alone raises FD by roughly d/N, so plain percentiles can lie entirely above the value itself (measured on
+    the 12-video toy run: FVD 28.6, percentile interval [29.9, 44.8]). The interval shows sampling noise at this N;
+    it does not remove FD's own small-N bias."""
     from bench.metrics.frechet import sqrt_psd
 
     feats = torch.as_tensor(fake_feats).to(torch.float64)
@@ -144,7 +147,8 @@ def bootstrap_fvd_ci(fake_feats: torch.Tensor, ref_stats: ReferenceStats | Featu
         values.append(float(diff @ diff + tr_r + torch.trace(cov_f) - 2 * tr_sqrt))
     q = torch.tensor(values, dtype=torch.float64)
     alpha = (1 - level) / 2
-    return float(torch.quantile(q, alpha)), float(torch.quantile(q, 1 - alpha))
+    bias = float(q.mean()) - fvd_from_features(feats, ref)
+    return float(torch.quantile(q, alpha)) - bias, float(torch.quantile(q, 1 - alpha)) - bias
 
 
 class FVD(VideoMetric):

@@ -113,6 +113,15 @@ def _step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed(seed * 1_000_003 + step)
 
 
+def first_reaching(history: list[dict], target: float | None) -> dict | None:
+    """The first evaluation whose validation loss is <= target: {step, train_seconds, val_loss}, or None."""
+    if target is None:
+        return None
+    hit = next((h for h in history if h["val_loss"] <= target), None)
+    return None if hit is None else {"step": hit["step"], "train_seconds": hit["train_seconds"],
+                                     "val_loss": hit["val_loss"]}
+
+
 def _target(cfg: TrainConfig, history: list[dict]) -> float | None:
     if cfg.target_val_loss is not None:
         return cfg.target_val_loss
@@ -176,7 +185,7 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt = out / "checkpoint"
     state: dict[str, Any] = {"step": 0, "train_seconds": 0.0, "eval_seconds": 0.0, "history": [],
-                             "step_seconds": [], "reached": None, "resumed_at": []}
+                             "step_seconds": [], "resumed_at": []}
     if (ckpt / "trainer_state.json").is_file():
         state = _load_checkpoint(ckpt, task, opt)
         state["resumed_at"].append(state["step"])
@@ -187,9 +196,6 @@ def train(target: str, cfg: TrainConfig, progress: bool = True) -> dict[str, Any
         value = task.val_loss()
         state["eval_seconds"] += time.perf_counter() - t0
         state["history"].append({"step": step, "val_loss": value, "train_seconds": round(state["train_seconds"], 3)})
-        target = _target(cfg, state["history"])
-        if state["reached"] is None and target is not None and value <= target:
-            state["reached"] = {"step": step, "train_seconds": round(state["train_seconds"], 3), "val_loss": value}
         return value
 
     if state["step"] == 0 and not state["history"]:
@@ -263,7 +269,8 @@ def _record(target: str, cfg: TrainConfig, task: Task, state: dict[str, Any], me
         "val_loss_initial": history[0]["val_loss"] if history else None,
         "val_loss_final": history[-1]["val_loss"] if history else None,
         "val_loss_best": min(h["val_loss"] for h in history) if history else None,
-        "target_val_loss": _target(cfg, history), "reached_target": state["reached"],
+        "target_val_loss": _target(cfg, history),
+        "reached_target": first_reaching(history, _target(cfg, history)),
         "history": history, "resumed_at": state["resumed_at"], "memory": memory, "export": str(export),
         "environment": environment(torch.device(cfg.device)),
     }

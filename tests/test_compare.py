@@ -9,7 +9,7 @@ from bench.report.compare import parse_tolerance
 
 DATA = Path(__file__).parent / "data" / "reports"
 BASE = DATA / "run_a" / "run.json"
-SMOKE_BASELINE = Path(__file__).parent.parent / "results" / "baselines" / "smoke.json"
+TOY_BASELINE = Path(__file__).parent.parent / "results" / "baselines" / "toy.json"
 
 
 def doctored(tmp_path: Path, edit) -> Path:
@@ -133,7 +133,18 @@ def test_markdown_summary_written(tmp_path, capsys):
     assert "| method" in (tmp_path / "s.md").read_text()
 
 
-def test_committed_smoke_baseline_is_usable(capsys):
-    assert SMOKE_BASELINE.is_file(), "results/baselines/smoke.json is missing (see README: refresh the baseline)"
-    code, out, _ = run_compare(capsys, SMOKE_BASELINE, SMOKE_BASELINE)
+def test_committed_baseline_is_usable_and_matches_the_default_config(capsys):
+    """CI gates the embedded default on this file: it must exist and describe the default config as it is now."""
+    import json
+
+    from bench.config import load_config
+    from bench.prompts import load_suite
+
+    assert TOY_BASELINE.is_file(), "results/baselines/toy.json is missing (see README: refresh the baseline)"
+    code, out, _ = run_compare(capsys, TOY_BASELINE, TOY_BASELINE)
     assert code == 0 and "per_frame" in out
+    record, cfg = json.loads(TOY_BASELINE.read_text()), load_config()
+    stale = "results/baselines/toy.json is stale: refresh it (README, 'Reports, regression gate, leaderboard')"
+    assert record["config_name"] == cfg.name and set(record["methods"]) == set(cfg.methods), stale
+    assert record["suite"]["sha256"] == load_suite(cfg.prompts).sha256, stale
+    assert {k: record["sampling"][k] for k in cfg.sampling.model_dump()} == cfg.sampling.model_dump(), stale

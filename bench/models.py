@@ -196,6 +196,16 @@ def toy_weights(name: str) -> Path:
     return path
 
 
+def portable_path(path: str | Path) -> str:
+    """A file's name for records: files shipped inside the package as 'bench/...' (the same in every checkout and
+    install), anything else as its absolute path."""
+    p = Path(path).expanduser().resolve()
+    try:
+        return p.relative_to(Path(__file__).resolve().parent.parent).as_posix()
+    except ValueError:
+        return str(p)
+
+
 def resolve_shipped(spec: str, toy_name: str) -> str:
     """An option value naming weights: 'toy' means the project's shipped toy-world file `toy_name`."""
     return str(toy_weights(toy_name)) if str(spec) == "toy" else str(spec)

@@ -148,3 +148,18 @@ def test_committed_baseline_is_usable_and_matches_the_default_config(capsys):
     assert record["config_name"] == cfg.name and set(record["methods"]) == set(cfg.methods), stale
     assert record["suite"]["sha256"] == load_suite(cfg.prompts).sha256, stale
     assert {k: record["sampling"][k] for k in cfg.sampling.model_dump()} == cfg.sampling.model_dump(), stale
+
+
+def test_same_weights_at_another_path_are_comparable():
+    """Records name local weight files by content: a clone elsewhere (CI's checkout) compares with the baseline;
+    different weights do not."""
+    from bench.report.records import differences
+
+    def record(path: str, sha: str) -> dict:
+        proto = {"definition": "d", "detector": {"kind": "toy", "source": path, "sha256": sha},
+                 "pretrained": path, "pretrained_sha256": sha}
+        return {"methods": {"m": {"metrics": {"fvd": {**proto, "value": 1.0}}}}}
+
+    assert differences(record("/a/w.safetensors", "0" * 64), record("/b/w.safetensors", "0" * 64)) == []
+    diff = differences(record("/a/w.safetensors", "0" * 64), record("/a/w.safetensors", "1" * 64))
+    assert any("pretrained_sha256" in d for d in diff) and any("detector" in d for d in diff)

@@ -26,7 +26,8 @@ def _toy(n: int, seed: int) -> list[Video]:
 
 def test_toy_detector_is_the_shipped_net(toy):
     assert toy.kind == "toy" and toy.num_features == 64 and toy.comparable
-    assert toy.sha256 == file_sha256(toy.source)
+    assert toy.sha256 == file_sha256(toy.path)
+    assert toy.source == "bench/toy/weights/video-features/toy-video-features.safetensors"  # same in any checkout
     videos = _toy(3, seed=5)
     clips = torch.stack([v.to_uint8().permute(3, 0, 1, 2) for v in videos])  # (B, 3, T, H, W) uint8
     # second path: the net called directly on the uint8-rounded frames

@@ -29,6 +29,13 @@ def test_toy_clip_tells_colours_apart():
     text = clip.text_embeddings([sample.caption, wrong])
     scores = clip.image_embeddings(sample.frames) @ text.T
     assert scores[:, 0].mean() > scores[:, 1].mean()
+    # recorded by location inside the package and by content, so records from any checkout compare
+    from bench.metrics.fvd_detectors import file_sha256
+    from bench.toy.clip_model import shipped_checkpoint
+
+    rec = clip.describe()
+    assert rec["pretrained"] == "bench/toy/weights/clip/toy-clip.safetensors"
+    assert rec["pretrained_sha256"] == file_sha256(shipped_checkpoint())
 
 
 def test_toy_video_features_shape():

@@ -67,7 +67,14 @@ class ClipEmbedder:
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.model_name, "pretrained": self.pretrained, "quick_gelu": self.quick_gelu,
+        pretrained, sha = self.pretrained, None
+        if pretrained and Path(pretrained).expanduser().is_file():  # a local checkpoint: name it by content too
+            from bench.metrics.fvd_detectors import file_sha256
+            from bench.models import portable_path
+
+            pretrained, sha = portable_path(pretrained), file_sha256(Path(pretrained).expanduser())
+        return {"model": self.model_name, "pretrained": pretrained, "pretrained_sha256": sha,
+                "quick_gelu": self.quick_gelu,
                 "seed": self.seed if self.pretrained is None else None,
                 "preprocess": f"resize shortest side {self.interpolation} antialias, center crop "
                               f"{self.image_size[0]}x{self.image_size[1]}, CLIP mean/std"}

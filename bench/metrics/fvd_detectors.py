@@ -180,8 +180,11 @@ class ToyDetector(Detector):
     def __init__(self, path: str | Path, device: torch.device | str = "cpu"):
         from bench.toy.video_features import load_video_features
 
+        from bench.models import portable_path
+
         net = load_video_features(path, device)
-        super().__init__(str(path), file_sha256(path), net.dim, device)
+        super().__init__(portable_path(path), file_sha256(path), net.dim, device)
+        self.path = Path(path)
         self.net = net
 
     def _forward(self, clips: torch.Tensor) -> torch.Tensor:

@@ -87,6 +87,19 @@ def settings_key(record: dict) -> dict[str, Any]:
     return key
 
 
+def _content_keyed(d: Any) -> Any:
+    """A protocol description without file locations where it also names the file's sha256: the same weights at
+    another path (another checkout, another machine) compare equal."""
+    if not isinstance(d, dict):
+        return d
+    out = {k: _content_keyed(v) for k, v in d.items()}
+    if out.get("sha256"):
+        out.pop("source", None)
+    if out.get("pretrained_sha256"):
+        out.pop("pretrained", None)
+    return out
+
+
 def differences(a: dict, b: dict) -> list[str]:
     """Human-readable differences between two records' settings and shared metric protocols."""
     out = []
@@ -94,7 +107,8 @@ def differences(a: dict, b: dict) -> list[str]:
     for k in ka:
         if ka[k] != kb.get(k):
             out.append(f"{k} {ka[k]!r} vs {kb.get(k)!r}")
-    pa, pb = metric_protocols(a), metric_protocols(b)
+    pa = {k: _content_keyed(v) for k, v in metric_protocols(a).items()}
+    pb = {k: _content_keyed(v) for k, v in metric_protocols(b).items()}
     for name in sorted(set(pa) & set(pb)):
         for k in sorted(set(pa[name]) | set(pb[name])):
             if pa[name].get(k) != pb[name].get(k):

@@ -235,6 +235,14 @@ class Runner:
             feats = torch.tensor([r[feature_key] for r in rows], dtype=torch.float64)
             lo, hi = bootstrap_fvd_ci(feats, metric.reference, n_boot=200, seed=0)
             summary["ci95_bootstrap"] = [round(lo, 4), round(hi, 4)]
+        if hasattr(metric, "group_of"):  # e.g. motion fidelity per kind of motion the caption asks for
+            groups: dict[str, list[float]] = {}
+            for r in rows:
+                v, g = r["metrics"].get(name), metric.group_of(r["prompt"])
+                if g is not None and v is not None and math.isfinite(v):
+                    groups.setdefault(g, []).append(v)
+            summary["by_group"] = {g: round(sum(v) / len(v), 6) for g, v in sorted(groups.items())}
+            summary["n_by_group"] = {g: len(v) for g, v in sorted(groups.items())}
         return summary
 
     def _sample_row(self, it: WorkItem, values: dict[str, float]) -> dict:

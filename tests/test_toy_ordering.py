@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.metrics.motion import MotionFidelity
 from bench.toy.world import parse_motion
 
 TRAINED_TEMPORAL = ("animatediff", "magicvideo", "simda", "dual_stream")
@@ -64,6 +65,20 @@ def test_trained_temporal_methods_beat_per_frame(toy_run, method):
     v = _values(toy_run)
     assert v[method]["frame_consistency"] > v["per_frame"]["frame_consistency"]
     assert v[method]["motion_fidelity"] > v["per_frame"]["motion_fidelity"]
+
+
+@pytest.mark.slow
+def test_record_gives_motion_fidelity_per_kind_of_motion(toy_run):
+    methods = json.loads((toy_run / "run.json").read_text())["methods"]
+    rows = [json.loads(line) for line in (toy_run / "samples.jsonl").read_text().splitlines()]
+    for method, entry in methods.items():
+        mf = entry["metrics"]["motion_fidelity"]
+        assert set(mf["by_group"]) == {"translation", "growing", "still"}
+        for group, mean in mf["by_group"].items():  # second computation, from the per-video rows
+            vals = [r["metrics"]["motion_fidelity"] for r in rows if r["method"] == method
+                    and MotionFidelity.group_of(r["prompt"]) == group]
+            assert mf["n_by_group"][group] == len(vals) and mean == pytest.approx(sum(vals) / len(vals), abs=1e-6)
+    assert "`motion_fidelity` by caption group" in (toy_run / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -94,6 +94,12 @@ class MotionFidelity(MeanOverVideos):
         self.value_sum += values[keep].sum().to(self.value_sum.device)
         self.n_videos += int(keep.sum())
 
+    @staticmethod
+    def group_of(prompt: str) -> str | None:
+        """The run record also gives the mean per kind of motion asked for: translation, growing, still."""
+        spec = parse_motion(prompt)
+        return None if spec is None else ("translation" if spec.kind == "direction" else spec.kind)
+
     def describe(self) -> dict[str, Any]:
         return {"definition": "per consecutive frame pair, agreement of the foreground centroid step (or size "
                               "growth) with the caption's motion; mean over pairs and videos; captions without a "

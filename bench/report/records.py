@@ -18,7 +18,7 @@ from bench.errors import UserError
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "negative_prompt")
 # Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
 METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
-                     "not_comparable_because"}
+                     "not_comparable_because", "by_group", "n_by_group"}
 INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video normal approximation
 Z95 = 1.96  # normal approximation of the 95% interval; optimistic for a handful of videos, stated in captions
 

@@ -290,6 +290,33 @@ def markdown_notes(runs: list[Run]) -> list[str]:
     return lines
 
 
+def breakdown_tables(runs: list[Run]) -> list[str]:
+    """Markdown tables of metrics the record also gives per caption group (`by_group`, e.g. motion fidelity per
+    kind of motion): methods as rows, groups as columns, n per group in the header, best per column in bold."""
+    labels = method_labels(runs)
+    by_metric: dict[str, dict[str, dict[str, float]]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    higher: dict[str, bool] = {}
+    for run in runs:
+        for method, entry in run.methods.items():
+            for name, m in entry.get("metrics", {}).items():
+                if m.get("by_group"):
+                    by_metric.setdefault(name, {})[labels[(run.run_id, method)]] = m["by_group"]
+                    counts.setdefault(name, {}).update(m.get("n_by_group", {}))
+                    higher[name] = bool(m.get("higher_is_better", True))
+    lines: list[str] = []
+    for name, rows in by_metric.items():
+        frame = pd.DataFrame.from_dict(rows, orient="index").astype(float)
+        cells = frame.map(lambda v: "—" if math.isnan(v) else fmt_number(v)).astype(object)
+        best = frame.max() if higher[name] else frame.min()
+        cells = cells.mask(frame.eq(best) & (frame.count() > 1), "**" + cells + "**")
+        cells.columns = [f"{g} (n={counts[name].get(g, '?')}) {ARROWS[higher[name]][0]}" for g in frame.columns]
+        cells.index.name = "method"
+        lines += [f"`{name}` by caption group (per-video means; n = videos per method):", "",
+                  cells.to_markdown(colalign=["left"] + ["right"] * len(cells.columns)), ""]
+    return lines
+
+
 def markdown_report(groups: list[list[Run]]) -> str:
     """The Markdown report: one section (settings, table, notes) per group of comparable runs."""
     ids = [r.run_id for g in groups for r in g]
@@ -297,7 +324,8 @@ def markdown_report(groups: list[list[Run]]) -> str:
     for i, runs in enumerate(groups, 1):
         if len(groups) > 1:
             lines += [f"## Group {i}", ""]
-        lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *markdown_notes(runs), ""]
+        lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *breakdown_tables(runs),
+                  *markdown_notes(runs), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

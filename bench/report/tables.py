@@ -90,7 +90,7 @@ def build_table(runs: list[Run]) -> Table:
     return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds)
 
 
-TRAINING_NOTE = ("train columns: the record `t2v-bench train` left beside the loaded weights: median seconds per "
+TRAINING_NOTE = ("train columns: the record that t2v-bench train left beside the loaded weights: median seconds per "
                  "step, peak memory, and the step and training seconds (evaluation excluded) at which the validation "
                  "loss first reached the target; '-' for training-free methods")
 TRAINING_COLUMNS = {"train_sec_per_step": "train s/step", "train_peak_mem_mb": "train peak MB",

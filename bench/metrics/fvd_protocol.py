@@ -62,11 +62,13 @@ def resolve_protocol(name: str, detector: Detector, num_frames: int | None = Non
     if match:
         kind = match.group(1)
         if detector.kind != kind:
-            raise UserError(f"protocol '{name}' is for the {kind} detector only; with an I3D use fvd_i3d_16f")
+            fit = f"fvd_{detector.kind}" if detector.kind in SHORT_KINDS else I3D_16F.id
+            raise UserError(f"protocol '{name}' is for the {kind} detector only; the {detector.kind} detector uses "
+                            f"{fit}")
         frames = int(match.group(2)) if match.group(2) else num_frames
         if frames is None:
-            raise UserError(f"the fvd_{kind} protocol needs a frame count: set fvd.num_frames or use "
-                            f"fvd_{kind}_<T>f")
+            raise UserError(f"the fvd_{kind} protocol needs a frame count: set fvd.num_frames (fvd-stats: "
+                            f"--num-frames) or use fvd_{kind}_<T>f")
         return smoke_protocol(frames, kind)
     if name == I3D_16F.id:
         if detector.kind in SHORT_KINDS:

@@ -77,7 +77,8 @@ def build_motion_unet(base: BaseComponents, options: dict[str, Any], toy_folder:
 class AnimateDiff(LatentVideoMethod):
     name = "animatediff"
     version = "1"
-    toy_adapter = "animatediff-motion-adapter"  # what `motion_adapter: toy` loads (bench/toy/weights/<this>)
+    weights_option = "motion_adapter"
+    toy_weights = "animatediff-motion-adapter"  # what `motion_adapter: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -85,21 +86,15 @@ class AnimateDiff(LatentVideoMethod):
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
-        self.unet, self.adapter = build_motion_unet(base, self.options, self.toy_adapter)
+        self.unet, self.adapter = build_motion_unet(base, self.options, self.toy_weights)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         if self.options["motion_adapter"] == "toy":  # same name, retrainable weights: key on their content
-            from bench.models import toy_weights, weights_fingerprint
-            cfg["motion_adapter_sha256"] = weights_fingerprint(toy_weights(self.toy_adapter))
+            from bench.models import weights_fingerprint
+            cfg["motion_adapter_sha256"] = weights_fingerprint(self.trained_weights())
         return cfg
-
-    def trained_weights(self) -> Path | None:
-        from bench.models import resolve_shipped
-
-        spec = str(self.options["motion_adapter"])
-        return None if spec == "tiny" else Path(resolve_shipped(spec, self.toy_adapter)).expanduser()
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         num_frames = latents.shape[2]

@@ -56,9 +56,19 @@ class LatentVideoMethod:
     def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
         return []
 
+    # A method that loads trained weights names the option that points at them; 'toy' there means the file or
+    # folder `toy_weights` under bench/toy/weights, and 'tiny' (or empty) means fresh weights.
+    weights_option: ClassVar[str | None] = None
+    toy_weights: ClassVar[str] = ""
+
     def trained_weights(self) -> Path | None:
         """The local file or folder of trained weights this instance loaded (None: untrained, or a hub id)."""
-        return None
+        from bench.models import resolve_shipped
+
+        spec = self.options.get(self.weights_option) if self.weights_option else None
+        if not spec or spec == "tiny":
+            return None
+        return Path(resolve_shipped(str(spec), self.toy_weights)).expanduser()
 
     def training_cost(self) -> dict[str, Any] | None:
         """What training the loaded weights cost, from the record `t2v-bench train` left beside them (None when

@@ -112,7 +112,8 @@ def motion_stream(unet: nn.Module, adapter: nn.Module) -> nn.Module:
 class DualStream(LatentVideoMethod):
     name = "dual_stream"
     version = "1"
-    toy_file = "dual-stream.safetensors"  # what `weights: toy` loads (bench/toy/weights/<this>)
+    weights_option = "weights"
+    toy_weights = "dual-stream.safetensors"  # what `weights: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -284,20 +285,14 @@ class DualStream(LatentVideoMethod):
 
     def save_trainable(self, folder: str | Path) -> Path:
         """Export for `t2v-bench train`: <folder>/dual-stream.safetensors, usable as `weights`."""
-        return self.save_weights(Path(folder) / self.toy_file)
-
-    def trained_weights(self) -> Path | None:
-        from bench.models import resolve_shipped
-
-        spec = self.options["weights"]
-        return Path(resolve_shipped(spec, self.toy_file)).expanduser() if spec else None
+        return self.save_weights(Path(folder) / self.toy_weights)
 
     def load_weights(self, path: str | Path) -> None:
         from safetensors.torch import load_file
 
         from bench.models import resolve_shipped
 
-        path = Path(resolve_shipped(path, self.toy_file)).expanduser()
+        path = Path(resolve_shipped(path, self.toy_weights)).expanduser()
         if not path.is_file():
             raise UserError(f"dual_stream weights '{path}' do not exist; write them with DualStream.save_weights()")
         state, named = load_file(str(path)), self.named_trainable()

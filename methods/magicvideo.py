@@ -126,7 +126,7 @@ class MagicVideo(AnimateDiff):
     version = "1"
     # Its own toy adapter: trained through the causal modules, so AnimateDiff's (bidirectional) one is not it.
     # The inherited save_trainable exports a plain MotionAdapter folder; causality is re-applied at load.
-    toy_adapter = "magicvideo-motion-adapter"
+    toy_weights = "magicvideo-motion-adapter"
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)

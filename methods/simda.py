@@ -186,7 +186,8 @@ class LatentShiftAttnProcessor:
 class SimDA(LatentVideoMethod):
     name = "simda"
     version = "1"
-    toy_file = "simda-adapters.safetensors"  # what `adapter_weights: toy` loads (bench/toy/weights/<this>)
+    weights_option = "adapter_weights"
+    toy_weights = "simda-adapters.safetensors"  # what `adapter_weights: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -289,13 +290,7 @@ class SimDA(LatentVideoMethod):
 
     def save_trainable(self, folder: str | Path) -> Path:
         """Export for `t2v-bench train`: <folder>/simda-adapters.safetensors, usable as `adapter_weights`."""
-        return self.save_adapters(Path(folder) / self.toy_file)
-
-    def trained_weights(self) -> Path | None:
-        from bench.models import resolve_shipped
-
-        spec = self.options["adapter_weights"]
-        return Path(resolve_shipped(spec, self.toy_file)).expanduser() if spec else None
+        return self.save_adapters(Path(folder) / self.toy_weights)
 
     def load_adapters(self, path: str | Path) -> None:
         from safetensors import safe_open
@@ -303,7 +298,7 @@ class SimDA(LatentVideoMethod):
 
         from bench.models import resolve_shipped
 
-        path = Path(resolve_shipped(path, self.toy_file)).expanduser()
+        path = Path(resolve_shipped(path, self.toy_weights)).expanduser()
         if not path.is_file():
             raise UserError(f"simda adapter_weights '{path}' does not exist; write one with SimDA.save_adapters()")
         with safe_open(str(path), framework="pt") as fh:

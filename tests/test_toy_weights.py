@@ -79,5 +79,5 @@ def test_magicvideo_toy_adapter_is_its_own():
     from methods.animatediff import AnimateDiff
     from methods.magicvideo import MagicVideo
 
-    assert MagicVideo.toy_adapter != AnimateDiff.toy_adapter
-    assert (toy_weights(MagicVideo.toy_adapter) / "diffusion_pytorch_model.safetensors").is_file()
+    assert MagicVideo.toy_weights != AnimateDiff.toy_weights
+    assert (toy_weights(MagicVideo.toy_weights) / "diffusion_pytorch_model.safetensors").is_file()

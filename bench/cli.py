@@ -213,11 +213,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from bench.report.compare import compare, parse_fail_on
     from bench.report.records import load_run
 
-    result = compare(load_run(args.baseline), load_run(args.new), parse_fail_on(args.fail_on))
+    from pathlib import Path
+
+    from bench.store import atomic_write_bytes
+
+    try:
+        result = compare(load_run(args.baseline), load_run(args.new), parse_fail_on(args.fail_on))
+    except UserError as exc:  # the summary file still says why the gate refused, so CI's artifact is never stale
+        if args.markdown:
+            atomic_write_bytes(Path(args.markdown), f"**not compared**: {exc}\n".encode())
+        raise
     print(result.markdown(), end="")
     if args.markdown:
-        from pathlib import Path
-        from bench.store import atomic_write_bytes
         atomic_write_bytes(Path(args.markdown), result.markdown().encode())
     return 1 if result.regressions else 0
 

@@ -114,23 +114,29 @@ class Runner:
 
     def generate(self, items: list[WorkItem] | None = None) -> dict[str, dict[str, int]]:
         """Generate every item of this process's share not already on disk; returns counts per method, summed
-        over processes. The share is a contiguous block of the whole plan (not of what is left), so every process
-        agrees on it whatever another has finished meanwhile."""
+        over processes. The plan is cut into batches first and each process takes a contiguous block of whole
+        batches (of the whole plan, not of what is left): every process agrees on its share whatever another has
+        finished meanwhile, and a batch holds the same requests at any world size, so results do not depend on it
+        (kernels may round differently for another batch composition)."""
         items = self.plan() if items is None else items
         counts: dict[str, dict[str, int]] = {}
         for method_name in self.cfg.methods:
             planned = [it for it in items if it.method == method_name]
-            mine = self.dist.split(planned)
-            todo = [it for it in mine if not self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
-            counts[method_name] = {"planned": len(planned), "generated": 0, "skipped": len(mine) - len(todo),
+            size = self.cfg.batch_size
+            my_batches = self.dist.split([planned[i:i + size] for i in range(0, len(planned), size)])
+            todo_batches = [[it for it in b if not self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
+                            for b in my_batches]
+            todo_batches = [b for b in todo_batches if b]
+            n_mine, n_todo = sum(map(len, my_batches)), sum(map(len, todo_batches))
+            counts[method_name] = {"planned": len(planned), "generated": 0, "skipped": n_mine - n_todo,
                                    "failed": 0, "stage_seconds": 0.0}
-            if not todo:
+            if not todo_batches:
                 continue
             method = self.build_method(method_name)
             with MemoryWatch(self.device) as mem:
                 stage_started = time.perf_counter()
                 warmup = True  # the session's first batch pays lazy init and allocator growth: kept, not timed
-                for batch in _batches(todo, self.cfg.batch_size, self._progress(len(todo), method_name)):
+                for batch in _with_progress(todo_batches, self._progress(n_todo, method_name)):
                     try:
                         started = time.perf_counter()
                         videos = method.generate([it.request for it in batch])
@@ -328,9 +334,8 @@ def default_out_dir(cfg: RunConfig, generation_hash: str) -> Path:
     return Path("results") / "runs" / f"{cfg.name}-{generation_hash[:10]}"
 
 
-def _batches(items: list, size: int, advance: Callable[[int], None]):
-    for start in range(0, len(items), size):
-        batch = items[start:start + size]
+def _with_progress(batches: list[list], advance: Callable[[int], None]):
+    for batch in batches:
         yield batch
         advance(len(batch))
 

@@ -179,7 +179,9 @@ def environment(device: torch.device) -> dict[str, Any]:
                            "torch": torch.__version__, "diffusers": v("diffusers"), "transformers": v("transformers"),
                            "open_clip": v("open-clip-torch"), "torchmetrics": v("torchmetrics"),
                            "accelerate": v("accelerate"), "device": str(device),
-                           "cpu_threads": torch.get_num_threads()}
+                           # CPU results depend on the thread count in the last bits (sum order): record it
+                           "torch_threads": torch.get_num_threads(), "torch_interop_threads":
+                           torch.get_num_interop_threads(), "cpu_count": os.cpu_count()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env.update(gpu=props.name, gpu_memory_gb=round(props.total_memory / 2**30, 1), cuda=torch.version.cuda,

@@ -163,3 +163,45 @@ def test_same_weights_at_another_path_are_comparable():
     assert differences(record("/a/w.safetensors", "0" * 64), record("/b/w.safetensors", "0" * 64)) == []
     diff = differences(record("/a/w.safetensors", "0" * 64), record("/a/w.safetensors", "1" * 64))
     assert any("pretrained_sha256" in d for d in diff) and any("detector" in d for d in diff)
+
+
+def test_thread_count_difference_is_named(tmp_path, capsys):
+    """Different torch threads per process: passes within tolerance, but the summary names it; a refusal too."""
+    def threads(n: int):
+        def edit(record):
+            record.setdefault("env", {})["torch_threads"] = n
+        return edit
+
+    base = doctored(tmp_path, threads(1))
+    (tmp_path / "b").mkdir()
+    code, out, _ = run_compare(capsys, base, doctored(tmp_path / "b", threads(2)))
+    assert code == 0 and "torch threads per process differ (1 in the baseline, 2 in NEW)" in out
+
+    def other_frames(record):
+        threads(2)(record)
+        record["sampling"]["num_frames"] += 1
+    (tmp_path / "c").mkdir()
+    code, _, err = run_compare(capsys, base, doctored(tmp_path / "c", other_frames))
+    assert code == 2 and "num_frames" in err and "torch threads per process differ" in err
+
+
+def test_zero_baseline_tolerates_last_digit_drift_only(tmp_path, capsys):
+    """A quality metric whose baseline is exactly 0 (relative tolerance 0) still passes drift at the record's
+    resolution (1e-6) and fails a real drop."""
+    def value(v: float):
+        def edit(record):
+            record["methods"]["animatediff"]["metrics"]["temporal_flickering"]["value"] = v
+        return edit
+
+    base = doctored(tmp_path, value(0.0))
+    for v, code in ((-1e-6, 0), (-1e-4, 1)):
+        (tmp_path / str(v)).mkdir()
+        assert run_compare(capsys, base, doctored(tmp_path / str(v), value(v)))[0] == code, v
+
+
+def test_refused_compare_still_writes_the_markdown_summary(tmp_path, capsys):
+    def other_frames(record):
+        record["sampling"]["num_frames"] += 1
+    md = tmp_path / "compare.md"
+    code, _, _ = run_compare(capsys, BASE, doctored(tmp_path, other_frames), "--markdown", md)
+    assert code == 2 and md.read_text().startswith("**not compared**") and "num_frames" in md.read_text()

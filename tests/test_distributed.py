@@ -10,23 +10,23 @@ from pathlib import Path
 
 import pytest
 
-# batch size 1: with larger batches a video depends (by float rounding) on which others share its batch
+# at equal torch threads per process (OMP_NUM_THREADS=1 below) sharding changes nothing, at batch 1 and at batch 4
 ARGS = ["--methods", "per_frame,animatediff", "--frames", "4", "--steps", "2", "--height", "32", "--width", "32",
-        "--batch-size", "1", "--no-progress"]
+        "--no-progress"]
 
 
 def _env():
     return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def _single(out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "run", *ARGS, "--out", str(out)], env=_env(),
-                          capture_output=True, text=True, timeout=600)
+def _single(out: Path, batch: int = 1) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.cli", "run", *ARGS, "--batch-size", str(batch),
+                           "--out", str(out)], env=_env(), capture_output=True, text=True, timeout=600)
 
 
-def _torchrun(out: Path, port: int, **popen) -> list[str]:
+def _torchrun(out: Path, port: int, batch: int = 1) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-            "-m", "bench.cli", "run", *ARGS, "--out", str(out)]
+            "-m", "bench.cli", "run", *ARGS, "--batch-size", str(batch), "--out", str(out)]
 
 
 def _metric_values(run_dir: Path) -> dict:
@@ -53,17 +53,24 @@ def _kill_tree(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-@pytest.fixture(scope="module")
-def single_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("single") / "run"
-    proc = _single(out)
+def _single_run(tmp_path_factory, batch: int) -> Path:
+    out = tmp_path_factory.mktemp(f"single-b{batch}") / "run"
+    proc = _single(out, batch)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out
 
 
-def test_two_processes_give_the_same_numbers_and_bytes(single_run, tmp_path):
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory) -> Path:
+    return _single_run(tmp_path_factory, 1)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_two_processes_give_the_same_numbers_and_bytes(single_run, tmp_path_factory, tmp_path, batch):
+    single_run = single_run if batch == 1 else _single_run(tmp_path_factory, batch)
     out = tmp_path / "run"
-    proc = subprocess.run(_torchrun(out, 29611), env=_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(_torchrun(out, 29611 + 10 * batch, batch), env=_env(), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     one, two = _metric_values(single_run), _metric_values(out)
     assert one.keys() == two.keys() and len(one) >= 8

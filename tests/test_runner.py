@@ -29,6 +29,7 @@ def test_run_writes_record_samples_report_and_videos(tmp_path):
     out = result.out_dir
     record = json.loads((out / "run.json").read_text())
     assert record["schema_version"] and record["env"]["torch"] == torch.__version__
+    assert record["env"]["torch_threads"] == torch.get_num_threads()  # CPU numbers depend on it in the last bits
     assert record["harness"]["version"]
     n_prompts = record["suite"]["n_prompts"]
     for name in ("per_frame", "animatediff"):

@@ -8,7 +8,6 @@ Reference statistics are computed once (`compute_reference_stats`, CLI `t2v-benc
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ from bench.metrics.frechet import COV_DENOMINATOR, FeatureSums, frechet_distance
 from bench.metrics.fvd_detectors import Detector, load_detector
 from bench.metrics.fvd_protocol import (OFFSET_RULE_TEXT, SHORT_KINDS, FvdProtocol, clip_features, resolve_protocol,
                                         uint8_clip, video_to_uint8)
-from bench.metrics.reference_videos import list_videos, procedural_videos, read_video, ucf101_videos
+from bench.metrics.reference_videos import (PROCEDURAL_VERSION, list_videos, procedural_videos, read_video,
+                                            ucf101_videos)
 
 REF_FORMAT = "t2v-bench-fvd-reference-v1"
 DEFINITION = ("||mu_r - mu_f||^2 + tr(S_r) + tr(S_f) - 2 sum sqrt(eig(sqrt(S_r) S_f sqrt(S_r))), float64, "
@@ -33,15 +33,28 @@ DEFINITION = ("||mu_r - mu_f||^2 + tr(S_r) + tr(S_f) - 2 sum sqrt(eig(sqrt(S_r) 
 
 @dataclass
 class ReferenceStats:
-    """Real-set feature sums plus what made them; `sha256` names the file (or the tensors, in memory)."""
+    """Real-set feature sums plus what made them.
+
+    `identity` is what defines the set: for a file, the file's sha256; for a set generated in memory, the generator,
+    its version and its arguments. It never hashes the float sums themselves, whose last bits change with the CPU's
+    kernels: records compare identities exactly and `summary()` statistics with a tolerance.
+    """
 
     sums: FeatureSums
     protocol: str
     detector_kind: str
     detector_sha256: str
     name: str
-    sha256: str
+    sha256: str  # the file's sha256 ("" for an in-memory set)
     meta: dict[str, str] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, float | int]:
+        """Scalar statistics of the sums, recorded so that two records can check they used the same reference up to
+        float drift (see bench.report.records.REFERENCE_STATS_RTOL)."""
+        mean, cov = self.sums.mean_cov()
+        return {"n": self.sums.count, "mean_norm": round(float(mean.norm()), 9),
+                "cov_trace": round(float(cov.diagonal().sum()), 9)}
 
     def check(self, protocol: FvdProtocol, detector: Detector) -> None:
         """UserError unless these stats were made under the same protocol and detector file."""
@@ -57,11 +70,12 @@ class ReferenceStats:
                             f"{detector.num_features}")
 
 
-def _tensor_sha256(sums: FeatureSums) -> str:
-    digest = hashlib.sha256(sums.sum.numpy().tobytes())
-    digest.update(sums.outer.numpy().tobytes())
-    digest.update(str(sums.count).encode())
-    return digest.hexdigest()
+def generated_identity(generator: str, version: str, detector: Detector, protocol: FvdProtocol,
+                       **arguments: Any) -> dict[str, Any]:
+    """What defines a reference set generated in code: the same generator, version and arguments, seen by the same
+    detector file under the same protocol, give the same set on every machine."""
+    return {"kind": "generated", "generator": generator, "generator_version": version, **arguments,
+            "detector_sha256": detector.sha256, "protocol": protocol.id}
 
 
 def save_reference_stats(stats: ReferenceStats, path: str | Path) -> str:
@@ -105,8 +119,11 @@ def load_reference_stats(path: str | Path, protocol: FvdProtocol | None = None,
         raise UserError(f"'{path}' is not a t2v-bench FVD reference file (format {meta.get('format')!r})")
     sums = FeatureSums(tensors["sum"].to(torch.float64), tensors["outer"].to(torch.float64),
                        int(tensors["count"][0]))
+    sha = file_sha256(path)
     stats = ReferenceStats(sums, meta["protocol"], meta["detector_kind"], meta["detector_sha256"],
-                           meta.get("name", path.stem), file_sha256(path), meta)
+                           meta.get("name", path.stem), sha, meta,
+                           {"kind": "file", "sha256": sha, "detector_sha256": meta["detector_sha256"],
+                            "protocol": meta["protocol"]})
     if protocol is not None and detector is not None:
         stats.check(protocol, detector)
     return stats
@@ -237,8 +254,9 @@ class FVD(VideoMetric):
             **self.protocol.describe(), "definition": DEFINITION, "covariance_denominator": COV_DENOMINATOR,
             "stats_dtype": "float64", "detector": self.detector.describe(),
             "n_real": n_real, "n_fake": n_fake, "min_n_comparable": self.min_n,
-            "reference": {"name": ref.name, "sha256": ref.sha256, "protocol": ref.protocol,
-                          "source": ref.meta.get("source")} if ref else {"name": "real videos passed to update"},
+            "reference": {"name": ref.name, "protocol": ref.protocol, "identity": ref.identity,
+                          "stats": ref.summary(), "source": ref.meta.get("source")}
+            if ref else {"name": "real videos passed to update"},
             "frame_offset_rule": self.offset_rule, "frame_offset_rule_text": OFFSET_RULE_TEXT[self.offset_rule],
             "frame_offset_seed": self.seed, "comparable": not reasons, "not_comparable_because": reasons,
         }
@@ -271,15 +289,19 @@ def procedural_reference(detector: Detector, protocol: FvdProtocol, n: int = 64,
              for v in procedural_videos(n, seed, protocol.num_frames, height, width))
     sums = FeatureSums.from_features(clip_features(clips, detector, batch_size))
     name = f"procedural:n={n},seed={seed},{height}x{width},{protocol.num_frames}f"
-    return ReferenceStats(sums, protocol.id, detector.kind, detector.sha256, name, _tensor_sha256(sums),
-                          {"source": "bench.metrics.reference_videos.procedural_video v1"})
+    identity = generated_identity("bench.metrics.reference_videos.procedural_video", PROCEDURAL_VERSION, detector,
+                                  protocol, n=n, seed=seed, height=height, width=width,
+                                  num_frames=protocol.num_frames)
+    return ReferenceStats(sums, protocol.id, detector.kind, detector.sha256, name, "",
+                          {"source": f"bench.metrics.reference_videos.procedural_video {PROCEDURAL_VERSION}"},
+                          identity)
 
 
 def toy_reference(detector: Detector, protocol: FvdProtocol, n: int = 64, seed: int = 0, size: int = 32,
                   batch_size: int = 4) -> ReferenceStats:
     """Reference stats of `n` real toy-world videos (bench.toy.world.toy_videos: every motion, shape, colour and
     background), rendered at the run's size, in memory."""
-    from bench.toy.world import toy_videos
+    from bench.toy.world import WORLD_VERSION, toy_videos
 
     try:
         videos = list(toy_videos(n, seed, protocol.num_frames, size))
@@ -288,8 +310,10 @@ def toy_reference(detector: Detector, protocol: FvdProtocol, n: int = 64, seed: 
     clips = (uint8_clip(Video(s.frames).to_uint8(), protocol, "first", 0)[0] for s in videos)
     sums = FeatureSums.from_features(clip_features(clips, detector, batch_size))
     name = f"toy-world:n={n},seed={seed},{size}x{size},{protocol.num_frames}f"
-    return ReferenceStats(sums, protocol.id, detector.kind, detector.sha256, name, _tensor_sha256(sums),
-                          {"source": "bench.toy.world.toy_videos"})
+    identity = generated_identity("bench.toy.world.toy_videos", WORLD_VERSION, detector, protocol, n=n, seed=seed,
+                                  size=size, num_frames=protocol.num_frames)
+    return ReferenceStats(sums, protocol.id, detector.kind, detector.sha256, name, "",
+                          {"source": "bench.toy.world.toy_videos"}, identity)
 
 
 def _reference_clips(paths: Iterable[Path], protocol: FvdProtocol, offset_rule: str, seed: int,

@@ -146,8 +146,11 @@ def ucf101_videos(root: str | Path, max_per_class: int | None = None,
     return out
 
 
+PROCEDURAL_VERSION = "v1"  # bump when procedural_video draws other frames: FVD references name it
+
+
 def _video_generator(seed: int, index: int) -> torch.Generator:
-    key = hashlib.sha256(f"procedural-v1:{seed}:{index}".encode()).digest()
+    key = hashlib.sha256(f"procedural-{PROCEDURAL_VERSION}:{seed}:{index}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(key[:8], "little"))
 
 

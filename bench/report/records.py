@@ -19,6 +19,9 @@ SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidan
 # Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
 METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
                      "not_comparable_because", "by_group", "n_by_group"}
+# Reference-set statistics (FVD's real-side mean norm and covariance trace) are float sums whose last bits change with
+# the CPU's kernels and the thread count (measured: ~1e-7 relative); a different reference set moves them by far more.
+REFERENCE_STATS_RTOL = 1e-4
 INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video normal approximation
 Z95 = 1.96  # normal approximation of the 95% interval; optimistic for a handful of videos, stated in captions
 
@@ -100,6 +103,32 @@ def _content_keyed(d: Any) -> Any:
     return out
 
 
+def _close(x: Any, y: Any, rtol: float) -> bool:
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        return math.isclose(float(x), float(y), rel_tol=rtol, abs_tol=1e-12)
+    return x == y
+
+
+def reference_differences(metric: str, a: dict, b: dict) -> list[str]:
+    """A metric's reference set (FVD): identical `identity` fields (what defines the set: generator, version, n,
+    seed, size, frames, detector, protocol; or a file's sha256), statistics equal within REFERENCE_STATS_RTOL, and
+    any other field (name, protocol) equal. Its location (`source`) may differ."""
+    out = []
+    ia, ib = a.get("identity") or {}, b.get("identity") or {}
+    for k in sorted(set(ia) | set(ib)):
+        if ia.get(k) != ib.get(k):
+            out.append(f"{metric} reference {k} {ia.get(k)!r} vs {ib.get(k)!r}")
+    sa, sb = a.get("stats") or {}, b.get("stats") or {}
+    for k in sorted(set(sa) | set(sb)):
+        if not _close(sa.get(k), sb.get(k), REFERENCE_STATS_RTOL):
+            out.append(f"{metric} reference statistic {k} {sa.get(k)!r} vs {sb.get(k)!r} (differs beyond "
+                       f"{REFERENCE_STATS_RTOL:g} relative: not the same reference set)")
+    for k in sorted((set(a) | set(b)) - {"identity", "stats", "source"}):
+        if a.get(k) != b.get(k):
+            out.append(f"{metric} reference {k} {a.get(k)!r} vs {b.get(k)!r}")
+    return out
+
+
 def differences(a: dict, b: dict) -> list[str]:
     """Human-readable differences between two records' settings and shared metric protocols."""
     out = []
@@ -111,8 +140,11 @@ def differences(a: dict, b: dict) -> list[str]:
     pb = {k: _content_keyed(v) for k, v in metric_protocols(b).items()}
     for name in sorted(set(pa) & set(pb)):
         for k in sorted(set(pa[name]) | set(pb[name])):
-            if pa[name].get(k) != pb[name].get(k):
-                out.append(f"{name} {k} {pa[name].get(k)!r} vs {pb[name].get(k)!r}")
+            x, y = pa[name].get(k), pb[name].get(k)
+            if k == "reference" and isinstance(x, dict) and isinstance(y, dict):
+                out.extend(reference_differences(name, x, y))
+            elif x != y:
+                out.append(f"{name} {k} {x!r} vs {y!r}")
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Iterator
 
 import torch
 
+WORLD_VERSION = "v1"  # bump when the world renders other videos for the same arguments (FVD references name it)
 SHAPES = ("circle", "square", "triangle", "diamond")
 COLOURS = {"red": (0.9, 0.1, 0.1), "green": (0.1, 0.8, 0.2), "yellow": (0.95, 0.85, 0.1), "white": (0.95, 0.95, 0.95)}
 BACKGROUNDS = {"black": (0.05, 0.05, 0.05), "gray": (0.5, 0.5, 0.5), "blue": (0.1, 0.2, 0.7)}

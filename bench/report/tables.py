@@ -183,16 +183,21 @@ def to_markdown(table: Table, rank: list[int] | None = None) -> str:
 
 
 def to_html(table: Table, rank: list[int] | None = None) -> str:
-    """Styled HTML (bold best, underlined second); `rank` (leaderboard) adds a leading rank column."""
-    cells = display(table, "±", "—")
+    """Styled HTML (bold best, underlined second); `rank` (leaderboard) adds a leading rank column. On a narrow
+    page a cell may wrap between its value and its CI, never inside either."""
+    cells = display(table, "±", "—", extra=lambda s: " " + s.strip().replace(" ", "\u00a0"))
     rk = ranks(table)
     css = pd.DataFrame("", index=cells.index, columns=cells.columns)
     css = css.mask(rk == 1, "font-weight: bold;").mask(rk == 2, "text-decoration: underline;")
-    cells.columns = css.columns = [header(c) for c in table.columns]
+    # a zero-width space after each underscore lets a narrow page wrap long metric names in the head
+    # and a no-break space keeps the arrow with the name
+    cells.columns = css.columns = [header(c).replace("_", "_\u200b").replace(" ↑", "\u00a0↑").replace(" ↓", "\u00a0↓")
+                                   for c in table.columns]
     if rank is not None:
         cells.insert(0, "rank", [str(r) for r in rank])
         css.insert(0, "rank", "")
-    styler = cells.style.apply(lambda _: css, axis=None)
+    styler = cells.style.apply(lambda _: css, axis=None).format(escape="html").format_index(escape="html", axis=0)
+    styler = styler.format_index(escape="html", axis=1)  # names come from records: never markup
     return styler.set_uuid("results").set_table_attributes('class="results"').to_html()
 
 

@@ -145,3 +145,16 @@ def test_cells_use_math_minus_and_small_intervals():
     cells = latex.latex_cells(table)
     assert cells.at["per_frame", "clip_score"] == r"\underline{$-$10.45{\scriptsize\,$\pm$ 0.37}}"
     assert cells.at["t2v_zero", "trainable_params"] == "--"
+
+
+def test_unknown_layout_is_one_clear_line(capsys):
+    from bench.cli import main
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match="choose from textwidth, columnwidth, wide"):
+        latex.to_latex(build_table([load_run(DATA / "run_a")]), layout="landscape")
+    try:
+        code = main(["report", str(DATA / "run_a"), "--latex-layout", "landscape"])
+    except SystemExit as exc:  # argparse's own exit
+        code = exc.code
+    assert code == 2 and "invalid choice: 'landscape'" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.errors import UserError
 from bench.report.tables import (ARROWS, BOUNDS_NOTE, CI_NOTE, PERF_NOTE, RANK_NOTE, TRAINING_NOTE, Column, Table,
                                  base_note, definitions, display, ranks, sentence, settings_sentence)
 
@@ -208,6 +209,8 @@ def cost_caption(table: Table, quality_label: str) -> str:
 
 def to_latex(table: Table, label: str = "tab:t2v-bench", layout: str = DEFAULT_LAYOUT) -> str:
     """The table(s) of one group of runs in the chosen layout (see LAYOUTS)."""
+    if layout not in LAYOUTS:
+        raise UserError(f"LaTeX layout {layout!r}: choose from {', '.join(LAYOUTS)}")
     lay = LAYOUTS[layout]
     quality = [c.key for c in table.columns if c.kind == "metric"]
     cost = [c.key for c in table.columns if c.kind != "metric"]

@@ -88,6 +88,9 @@ def _report_parsers(sub: Any) -> None:
     rep.add_argument("--out", help="output folder (default: RUN_DIR/report for one run, results/reports/<ids> else)")
     rep.add_argument("--group", action="store_true", help="show runs made under different settings as separate "
                      "tables instead of refusing")
+    rep.add_argument("--latex-layout", choices=("textwidth", "columnwidth", "wide"), default="textwidth",
+                     help="table.tex: quality and cost tables that fit a two-column paper's \\textwidth (default) "
+                     "or one column, or one wide table with every column")
     cmp_ = sub.add_parser("compare", help="regression gate: exit 0 within tolerance, 1 on a regression, 2 bad input")
     cmp_.add_argument("baseline", metavar="BASELINE", help="baseline run folder or run.json")
     cmp_.add_argument("new", metavar="NEW", help="new run folder or run.json")
@@ -203,7 +206,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.build import parse_formats, write_report
 
-    files = write_report(args.runs, args.out, parse_formats(args.format), group=args.group)
+    files = write_report(args.runs, args.out, parse_formats(args.format), group=args.group,
+                         latex_layout=args.latex_layout)
     for path in files:
         print(path)
     return 0

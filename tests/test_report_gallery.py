@@ -2,8 +2,10 @@
 
 The browser test needs a Chromium binary (Debian: `apt-get install chromium`; `.ci/run` installs it) and skips with
 that reason when none is found. The page records in each clip's `data-media` what it shows ("video:<file>" once
-the browser has decoded the clip's metadata, "gif" after falling back), which `--dump-dom` lets us read.
+the browser has decoded the clip's metadata, "gif" after falling back), which `--dump-dom` lets us read; the
+layout tests append a script that records the page's and each table's extent the same way.
 """
+import html
 import json
 import os
 import re
@@ -61,9 +63,10 @@ def test_gallery_is_self_contained(gallery):
     assert "temporal_flickering <b>" in html and "seed 1000" in html
 
 
-def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
-    """(DOM after scripts ran, console lines) of a page in headless Chromium."""
+def render(page: Path, tmp_path: Path, width: int = 1400) -> tuple[str, list[str]]:
+    """(DOM after scripts ran, console lines) of a page in headless Chromium, in a window `width` px wide."""
     cmd = [find_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+           f"--window-size={width},1000",
            f"--user-data-dir={tmp_path / 'profile'}", "--autoplay-policy=no-user-gesture-required",
            "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -100,3 +103,63 @@ def test_fallbacks_webm_then_gif(gallery, tmp_path):
         webm.write_bytes(b"not a video")
     states = media_states(render(copy / "index.html", tmp_path)[0])
     assert states and all(s == "gif" for s in states), states
+
+
+# Appended to a copy of a page: records in <body data-layout> how wide the page is and where each table ends
+# relative to its container, so --dump-dom can tell whether anything lies beyond the window.
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var out = {inner: window.innerWidth, page: document.documentElement.scrollWidth, tables: []};
+  document.querySelectorAll("table.results, table.gallery").forEach(function (t) {
+    var box = t.getBoundingClientRect(), p = t.parentElement, pb = p.getBoundingClientRect();
+    out.tables.push({cls: t.className, right: box.right, parentRight: pb.right,
+                     overflowX: getComputedStyle(p).overflowX, scrollWidth: p.scrollWidth, clientWidth: p.clientWidth});
+  });
+  document.body.setAttribute("data-layout", JSON.stringify(out));
+});
+</script>"""
+
+
+def layout(page: Path, tmp_path: Path, width: int) -> dict:
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom, console = render(probe, tmp_path, width)
+    assert console == [], console
+    found = re.search(r'data-layout="([^"]*)"', dom)
+    assert found, "the probe did not run"
+    return json.loads(html.unescape(found.group(1)))
+
+
+@pytest.fixture(scope="module")
+def toy_page(tmp_path_factory) -> Path:
+    """The default run's report page (the committed toy baseline: 7 methods, 13 columns)."""
+    out = tmp_path_factory.mktemp("toy_page")
+    write_report([str(Path(__file__).parent.parent / "results" / "baselines" / "toy.json")], out, ["html"])
+    return out / "index.html"
+
+
+def assert_nothing_cut_off(info: dict, width: int) -> list[str]:
+    """The page never scrolls sideways; a table either lies inside its box or its box scrolls to show the rest.
+    Returns the classes of the tables that need scrolling."""
+    assert info["inner"] == width and info["page"] <= width, info
+    scrolled = []
+    for t in info["tables"]:
+        if t["right"] > t["parentRight"] + 0.5:
+            assert t["overflowX"] in ("auto", "scroll") and t["scrollWidth"] > t["clientWidth"], t
+            scrolled.append(t["cls"])
+    return scrolled
+
+
+@needs_chromium
+def test_results_table_fits_1400px(toy_page, gallery, tmp_path):
+    """At 1400 px the default run's results table is shown whole (its heads wrap), and so is the gallery."""
+    for page in (toy_page, gallery / "index.html"):
+        info = layout(page, tmp_path, 1400)
+        assert {t["cls"] for t in info["tables"]} == {"results", "gallery"}
+        assert assert_nothing_cut_off(info, 1400) == [], info
+
+
+@needs_chromium
+def test_narrow_window_scrolls_the_tables_not_the_page(toy_page, gallery, tmp_path):
+    assert assert_nothing_cut_off(layout(toy_page, tmp_path, 700), 700) == ["results", "gallery"]
+    assert "gallery" in assert_nothing_cut_off(layout(gallery / "index.html", tmp_path, 500), 500)

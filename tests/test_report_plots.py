@@ -38,3 +38,37 @@ def test_method_colours_are_fixed_and_distinct():
     assert method_colour("per_frame") == method_colour("per_frame")
     assert method_colour("not_registered_method").startswith("#")
     assert method_colour("not_registered_method") == method_colour("not_registered_method")
+
+
+def test_bars_start_at_zero_and_show_their_values(tmp_path):
+    """Every bar is drawn from y = 0 and every panel's y range includes 0 (near-equal values, 0.963 vs 0.983,
+    are not zoomed into a 20x difference); heights are the table's values; a missing value is no bar, labelled n/a."""
+    import json
+    import math
+    import shutil
+
+    from bench.report.plots import bars_figure
+    from bench.report.records import load_run
+    from bench.report.tables import build_table
+
+    folder = tmp_path / "run"
+    shutil.copytree(DATA / "run_a", folder)
+    record = json.loads((folder / "run.json").read_text())
+    del record["methods"]["t2v_zero"]["metrics"]["temporal_flickering"]
+    (folder / "run.json").write_text(json.dumps(record))
+    table = build_table([load_run(folder)])
+    fig = bars_figure(table)
+    titles = {ax.get_title().split(" ")[0]: ax for ax in fig.axes if ax.get_visible()}
+    assert set(titles) == {"clip_score", "frame_consistency", "frame_consistency_allpairs", "temporal_flickering"}
+    for key, ax in titles.items():
+        lo, hi = ax.get_ylim()
+        assert lo <= 0.0 <= hi, (key, lo, hi)
+        bars = [p for p in ax.patches if p.get_visible()]
+        assert all(p.get_y() == 0.0 for p in bars)
+        want = [v for v in table.values[key].reindex(list(table.rows)) if not math.isnan(v)]
+        assert [p.get_height() for p in bars] == want
+        assert max(abs(v) for v in want) >= 0.8 * max(abs(lo), abs(hi))  # zero in view, the bars still fill it
+    ax = titles["temporal_flickering"]
+    assert len([p for p in ax.patches if p.get_visible()]) == 2
+    assert "n/a" in [t.get_text() for t in ax.texts]
+    assert titles["clip_score"].get_ylim()[1] >= 0.0 > titles["clip_score"].get_ylim()[0]  # negative bars hang down

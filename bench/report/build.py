@@ -36,8 +36,10 @@ def load_groups(paths: list[str], group: bool) -> list[list[Run]]:
     return group_runs(runs)
 
 
-def write_report(paths: list[str], out: str | Path | None, formats: list[str], group: bool = False) -> list[Path]:
-    """Write the requested formats; returns the files written (figures first, so the HTML can show them)."""
+def write_report(paths: list[str], out: str | Path | None, formats: list[str], group: bool = False,
+                 latex_layout: str = "textwidth") -> list[Path]:
+    """Write the requested formats; returns the files written (figures first, so the HTML can show them).
+    `latex_layout`: a key of bench.report.latex.LAYOUTS."""
     from bench.report import tables
 
     groups = load_groups(paths, group)
@@ -57,13 +59,14 @@ def write_report(paths: list[str], out: str | Path | None, formats: list[str], g
         written.append(out_dir / "report.md")
         atomic_write_bytes(written[-1], tables.markdown_report(groups).encode())
     if "latex" in formats:
+        from bench.report import latex
+
         parts = []
         for i, runs in enumerate(groups):
-            table = tables.build_table(runs)
             label = f"tab:t2v-bench-{i + 1}" if len(groups) > 1 else "tab:t2v-bench"
-            parts.append(tables.to_latex(table, tables.caption(table), label))
+            parts.append(latex.to_latex(tables.build_table(runs), label, latex_layout))
         written.append(out_dir / "table.tex")
-        atomic_write_bytes(written[-1], ("% requires \\usepackage{booktabs}\n" + "\n".join(parts)).encode())
+        atomic_write_bytes(written[-1], (latex.PREAMBLE + "\n".join(parts) + "\n").encode())
     if "html" in formats:
         from bench.report.html import write_gallery
 

@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless CI: never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.report.tables import Table, header  # noqa: E402
+from bench.report.tables import Table, fmt_number, header  # noqa: E402
 
 PALETTE = matplotlib.colormaps["tab10"].colors
 FALLBACK = matplotlib.colormaps["tab20b"].colors
@@ -86,11 +86,12 @@ def quality_vs_time(table: Table, out_dir: Path, stem: str = "quality_vs_time") 
     return _save(fig, out_dir, stem)
 
 
-def metric_bars(table: Table, out_dir: Path, stem: str = "metrics") -> list[Path]:
-    """One panel per quality metric: a bar per method (run/method) with its 95% CI as error bar."""
+def bars_figure(table: Table) -> plt.Figure | None:
+    """One panel per quality metric: a bar per method (run/method) from zero, its 95% CI as error bar and its value
+    written on it (bars from zero keep lengths honest; the labels show differences too small to see)."""
     metrics = [c for c in table.columns if c.kind == "metric"]
     if not metrics:
-        return []
+        return None
     run_ids = [r.run_id for r in table.runs]
     labels = list(table.rows)
     fig, axes = _grid(len(metrics))
@@ -101,18 +102,23 @@ def metric_bars(table: Table, out_dir: Path, stem: str = "metrics") -> list[Path
         colours = [method_colour(table.rows[lb][1]) for lb in labels]
         bars = ax.bar(range(len(labels)), values.fillna(0.0), yerr=yerr, color=colours, capsize=3,
                       edgecolor="black", linewidth=0.5)
-        for bar, lb in zip(bars, labels):
+        for bar, lb, v in zip(bars, labels, values):
             bar.set_hatch(HATCHES[run_ids.index(table.rows[lb][0]) % len(HATCHES)])
+            bar.set_visible(not math.isnan(v))  # a missing value is no bar, not a bar of height 0
+        ax.bar_label(bars, ["n/a" if math.isnan(v) else fmt_number(v) for v in values], fontsize=7,
+                     label_type="edge", padding=2)
+        ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(header(col), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        spans = [(v - e[0], v + e[1]) for v, e in zip(values, errs) if not math.isnan(v)]
-        if spans:  # bars of near-equal values (0.98 vs 0.99) need a zoomed axis to show a difference
-            lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
-            pad = (hi - lo) * 0.15 or abs(hi) * 0.05 or 1.0
-            ax.set_ylim(lo - pad if lo < 0 or lo - pad > 0 else 0, hi + pad)
+        ax.margins(y=0.12)  # room for the labels; autoscaling keeps 0 in view (bars are sticky at their base)
     fig.tight_layout()
-    return _save(fig, out_dir, stem)
+    return fig
+
+
+def metric_bars(table: Table, out_dir: Path, stem: str = "metrics") -> list[Path]:
+    fig = bars_figure(table)
+    return [] if fig is None else _save(fig, out_dir, stem)
 
 
 def write_plots(table: Table, out_dir: Path, prefix: str = "") -> list[Path]:

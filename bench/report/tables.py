@@ -1,4 +1,4 @@
-"""Run records -> one comparison table (methods as rows), rendered as Markdown, LaTeX (booktabs) or HTML.
+"""Run records -> one comparison table (methods as rows), rendered as Markdown or HTML (LaTeX: latex.py).
 
 The numbers live in a numeric DataFrame; each renderer formats them into strings and marks the best (bold) and
 second best (underlined in LaTeX/HTML, italic in Markdown) per column, in that column's own direction. Styling is
@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ from bench.report.records import (Run, ci95, metric_protocols, method_labels, pe
                                   record_interval)
 from bench.store import atomic_write_bytes
 
-ARROWS = {True: ("↑", r"$\uparrow$"), False: ("↓", r"$\downarrow$")}
+ARROWS = {True: ("↑", r"$\uparrow$"), False: ("↓", r"$\downarrow$")}  # (text, LaTeX)
 CI_NOTE = "± is the 95% CI of the mean over videos (1.96 x standard error, normal approximation)"
 BOUNDS_NOTE = "[lo, hi] is the 95% CI the record gives (bootstrap over videos, for set-level metrics such as FVD)"
 
@@ -140,8 +141,9 @@ def fmt_params(v: float) -> str:
     return f"{int(v)}"
 
 
-def display(table: Table, pm: str, dash: str) -> pd.DataFrame:
-    """Formatted cells: value (± CI) for metrics, human counts, dash for missing."""
+def display(table: Table, pm: str, dash: str, extra: Callable[[str], str] = str) -> pd.DataFrame:
+    """Formatted cells: value (± CI) for metrics, human counts, dash for missing; `extra` styles the " ± ci" or
+    " [lo, hi]" after a value (LaTeX sets it smaller)."""
     cells = pd.DataFrame("", index=table.values.index, columns=table.values.columns, dtype=object)
     for col in table.columns:
         for label in table.values.index:
@@ -157,18 +159,15 @@ def display(table: Table, pm: str, dash: str) -> pd.DataFrame:
                 decimals = len(text.split(".")[1]) if "." in text else 0
                 if (label, col.key) in table.bounds:
                     lo, hi = table.bounds[(label, col.key)]
-                    text += f" [{fmt_number(lo, decimals)}, {fmt_number(hi, decimals)}]"
+                    text += extra(f" [{fmt_number(lo, decimals)}, {fmt_number(hi, decimals)}]")
                 elif not math.isnan(ci):
-                    text += f" {pm} {fmt_number(ci, decimals)}"
+                    text += extra(f" {pm} {fmt_number(ci, decimals)}")
             cells.at[label, col.key] = text
     return cells
 
 
-def header(col: Column, latex: bool = False) -> str:
-    label = latex_escape(col.label) if latex else col.label
-    if col.higher_is_better is None:
-        return label
-    return f"{label} {ARROWS[col.higher_is_better][1 if latex else 0]}"
+def header(col: Column) -> str:
+    return col.label if col.higher_is_better is None else f"{col.label} {ARROWS[col.higher_is_better][0]}"
 
 
 def to_markdown(table: Table, rank: list[int] | None = None) -> str:
@@ -183,64 +182,62 @@ def to_markdown(table: Table, rank: list[int] | None = None) -> str:
     return cells.to_markdown(colalign=["left"] + ["right"] * len(cells.columns))
 
 
-def _styler(table: Table, pm: str, dash: str, best: str, second: str, latex: bool,
-            rank: list[int] | None = None) -> "pd.io.formats.style.Styler":
-    cells = display(table, pm, dash)
+def to_html(table: Table, rank: list[int] | None = None) -> str:
+    """Styled HTML (bold best, underlined second); `rank` (leaderboard) adds a leading rank column. On a narrow
+    page a cell may wrap between its value and its CI, never inside either."""
+    cells = display(table, "±", "—", extra=lambda s: " " + s.strip().replace(" ", "\u00a0"))
     rk = ranks(table)
-    css = pd.DataFrame("", index=cells.index, columns=cells.columns).mask(rk == 1, best).mask(rk == 2, second)
-    cells.columns = [header(c, latex) for c in table.columns]
-    css.columns = cells.columns
+    css = pd.DataFrame("", index=cells.index, columns=cells.columns)
+    css = css.mask(rk == 1, "font-weight: bold;").mask(rk == 2, "text-decoration: underline;")
+    # a zero-width space after each underscore lets a narrow page wrap long metric names in the head
+    # and a no-break space keeps the arrow with the name
+    cells.columns = css.columns = [header(c).replace("_", "_\u200b").replace(" ↑", "\u00a0↑").replace(" ↓", "\u00a0↓")
+                                   for c in table.columns]
     if rank is not None:
         cells.insert(0, "rank", [str(r) for r in rank])
         css.insert(0, "rank", "")
-    if latex:
-        cells.index = [latex_escape(i) for i in cells.index]
-        css.index = cells.index
-    return cells.style.apply(lambda _: css, axis=None)
-
-
-def to_latex(table: Table, caption: str, label: str = "tab:t2v-bench") -> str:
-    """booktabs table via Styler.to_latex: bold best, underlined second, caption naming suite, N and protocols."""
-    styler = _styler(table, r"$\pm$", "--", "textbf:--rwrap;", "underline:--rwrap;", latex=True)
-    return styler.to_latex(hrules=True, column_format="l" + "r" * len(table.columns), position="t",
-                           position_float="centering", label=label,
-                           caption=latex_escape(caption).replace("±", r"$\pm$"))
-
-
-def to_html(table: Table, rank: list[int] | None = None) -> str:
-    styler = _styler(table, "±", "—", "font-weight: bold;", "text-decoration: underline;", latex=False, rank=rank)
+    styler = cells.style.apply(lambda _: css, axis=None).format(escape="html").format_index(escape="html", axis=0)
+    styler = styler.format_index(escape="html", axis=1)  # names come from records: never markup
     return styler.set_uuid("results").set_table_attributes('class="results"').to_html()
 
 
-LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+def settings_sentence(rec: dict) -> str:
+    """Suite, N and sampling settings of a record, as one plain sentence."""
+    suite, s = rec.get("suite", {}), rec.get("sampling", {})
+    n = suite.get("n_prompts", 0) * suite.get("samples_per_prompt", 0)
+    return (f"Prompt suite {suite.get('name')} v{suite.get('version')} (sha256 {str(suite.get('sha256'))[:12]}): "
+            f"{suite.get('n_prompts')} prompts x {suite.get('samples_per_prompt')} samples, N = {n} videos per "
+            f"method; {s.get('num_frames')} frames at {s.get('height')}x{s.get('width')}, "
+            f"{s.get('num_inference_steps')} {s.get('scheduler', 'DDIM')} steps, guidance {s.get('guidance_scale')}, "
+            f"base model {rec.get('base', {}).get('model')}, {s.get('dtype')} on {rec.get('env', {}).get('device')}.")
 
 
-def latex_escape(text: str) -> str:
-    return "".join(LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+def definitions(rec: dict) -> list[tuple[str, str, str | None]]:
+    """(metric, definition, model or None) per metric protocol of a record."""
+    return [(name, str(proto.get("definition", "see record")), proto.get("model") or proto.get("weights"))
+            for name, proto in metric_protocols(rec).items()]
+
+
+def sentence(note: str) -> str:
+    return f"{note[0].upper()}{note[1:]}."
+
+
+PERF_NOTE = "s/video is the median seconds per video (warm-up excluded)"
+RANK_NOTE = "Best per column in bold, second underlined."
 
 
 def caption(table: Table) -> str:
-    """Suite, N, settings and every metric's protocol (definition + model), from the first record."""
+    """Suite, N, settings and every metric's protocol (definition + model), from the first record (plain text)."""
     rec = table.runs[0].record
-    suite, s = rec.get("suite", {}), rec.get("sampling", {})
-    n = suite.get("n_prompts", 0) * suite.get("samples_per_prompt", 0)
-    parts = [f"Prompt suite {suite.get('name')} v{suite.get('version')} (sha256 {str(suite.get('sha256'))[:12]}): "
-             f"{suite.get('n_prompts')} prompts x {suite.get('samples_per_prompt')} samples, N = {n} videos per "
-             f"method; {s.get('num_frames')} frames at {s.get('height')}x{s.get('width')}, "
-             f"{s.get('num_inference_steps')} {s.get('scheduler', 'DDIM')} steps, guidance {s.get('guidance_scale')}, "
-             f"base model {rec.get('base', {}).get('model')}, {s.get('dtype')} on {rec.get('env', {}).get('device')}."]
-    for name, proto in metric_protocols(rec).items():
-        model = proto.get("model") or proto.get("weights")
-        parts.append(f"{name}: {proto.get('definition', 'see record')}" + (f" (model {model})." if model else "."))
+    parts = [settings_sentence(rec)]
+    parts += [f"{name}: {d}" + (f" (model {model})." if model else ".") for name, d, model in definitions(rec)]
     if table.bounds:
         parts.append(f"{BOUNDS_NOTE}.")
     if any(c.kind == "training" for c in table.columns):
-        parts.append(f"{TRAINING_NOTE[0].upper()}{TRAINING_NOTE[1:]}.")
+        parts.append(sentence(TRAINING_NOTE))
     if base_note(rec):
         parts.append(base_note(rec).replace("**", ""))
-    parts.append(f"Values are means over videos; {CI_NOTE}. s/video is the median seconds per video "
-                 "(warm-up excluded). Best per column in bold, second underlined.")
+    parts.append(f"Values are means over videos; {CI_NOTE}. {PERF_NOTE}. {RANK_NOTE}")
     return " ".join(parts)
 
 

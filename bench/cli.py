@@ -1,4 +1,5 @@
-"""Command line: t2v-bench run | generate | evaluate | train | report | compare | leaderboard | fvd-stats | ls.
+"""Command line: t2v-bench run | generate | evaluate | train | report | compare | leaderboard | fvd-stats | score |
+export | ls.
 
 Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
 keeps every finished video; a run with failed items exits 1.
@@ -76,7 +77,58 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("what", nargs="?", choices=["methods", "metrics", "suites", "configs"])
     ls.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     _report_parsers(sub)
+    _score_parsers(sub)
     return parser
+
+
+def _score_parsers(sub: Any) -> None:
+    sc = sub.add_parser("score", help="import a folder of videos made anywhere and score it like a generated run")
+    sc.add_argument("video_dir", metavar="VIDEO_DIR", help="folder of videos (never written to)")
+    sc.add_argument("--name", required=True, help="the imported set's method name in the run")
+    sc.add_argument("--prompts", help="suite name, .yaml/.jsonl, VBench_full_info.json, a .txt of prompts or a "
+                    "caption .csv; default: the prompts in the file names or map")
+    sc.add_argument("--layout", default="auto", choices=["auto", "t2v-bench", "vbench", "csv"])
+    sc.add_argument("--map", help="CSV (path,prompt[,prompt_id,sample]) or JSONL map of files to prompts")
+    sc.add_argument("--config", default=None, help="config whose metrics and sampling settings apply; default: toy")
+    sc.add_argument("--out", help="run folder (default: results/runs/imported-<name>-<hash>)")
+    sc.add_argument("--frames", type=int, help="frames per video (default: the config's)")
+    sc.add_argument("--height", type=int)
+    sc.add_argument("--width", type=int)
+    sc.add_argument("--resize", default="fit", choices=["fit", "refuse"],
+                    help="videos of another size: centre crop + resize (fit, reported) or fail (refuse)")
+    sc.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    sc.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    ex = sub.add_parser("export", help="a run's videos in VBench's {prompt}-{index}.mp4 naming")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("--layout", default="vbench", choices=["vbench"])
+    ex.add_argument("--out", required=True, help="output folder; one sub-folder per method")
+    ex.add_argument("--codec", default="lossless", choices=["lossless", "h264"],
+                    help="lossless: H.264 RGB qp 0 (bit-exact); h264: yuv420p crf 23 (lossy)")
+    ex.add_argument("--methods", help="comma-separated subset of the run's methods")
+    ex.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from bench.config import load_config
+    from bench.importer import score
+
+    cfg = load_config(args.config, _overrides(args))
+    result, runner = score(cfg, args.video_dir, args.name, layout=args.layout, prompts=args.prompts,
+                           map_file=args.map, out_dir=args.out, resize=args.resize)
+    c = runner.counts()
+    print(f"{args.name}: {c['found']} found, {c['matched']} matched, {c['scored']} scored, {c['failed']} failed"
+          f" (layout {runner.layout})")
+    print(f"run folder: {result.out_dir}")
+    return 1 if c["failed"] else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from bench.export import export_run
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    for folder in export_run(args.run_dir, args.out, args.layout, args.codec, methods):
+        print(folder)
+    return 0
 
 
 def _report_parsers(sub: Any) -> None:
@@ -263,7 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == "ls":
             return cmd_ls(args)
-        commands = {"report": cmd_report, "compare": cmd_compare, "leaderboard": cmd_leaderboard}
+        commands = {"report": cmd_report, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
+                    "score": cmd_score, "export": cmd_export}
         return commands[args.command](args)
     except UserError as exc:
         if args.debug:

@@ -11,6 +11,8 @@ import yaml
 from bench.errors import UserError, did_you_mean
 from prompts import SUITES_DIR
 
+FOREIGN_SUFFIXES = (".json", ".txt", ".csv")  # read by bench.suite_loaders
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -36,10 +38,10 @@ def suite_names() -> list[str]:
 
 def _suite_path(name_or_path: str) -> Path:
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml", ".jsonl") or path.exists():
+    if path.suffix in (".yaml", ".yml", ".jsonl", *FOREIGN_SUFFIXES) or path.exists():
         if not path.is_file():
             raise UserError(f"prompt file '{name_or_path}' does not exist; pass a suite name ({', '.join(suite_names())}) "
-                            "or an existing .yaml/.jsonl file")
+                            "or an existing .yaml/.jsonl file (or a VBench .json, a .txt or a caption .csv)")
         return path
     for suffix in (".yaml", ".yml", ".jsonl"):
         candidate = SUITES_DIR / f"{name_or_path}{suffix}"
@@ -65,6 +67,9 @@ def _prompt_from(entry: object, where: str) -> Prompt:
 def load_suite(name_or_path: str) -> PromptSuite:
     path = _suite_path(name_or_path)
     raw = path.read_bytes()
+    if path.suffix.lower() in FOREIGN_SUFFIXES:  # VBench_full_info.json, a text file, MSR-VTT captions
+        from bench.suite_loaders import load_foreign_suite
+        return load_foreign_suite(path, raw)
     text = raw.decode("utf-8")
     meta: dict = {}
     prompts: list[Prompt] = []

@@ -19,6 +19,7 @@ import torch
 
 import bench
 from bench.api import GenRequest, Video
+from bench.breakdown import add_tag_breakdown
 from bench.config import RunConfig, config_hash
 from bench.distributed import Dist
 from bench.errors import UserError
@@ -62,15 +63,14 @@ class RunResult:
 
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, progress: bool = True,
-                 dist: Dist | None = None):
+                 dist: Dist | None = None, suite: PromptSuite | None = None):
         self.cfg = cfg
         self.dist = dist or Dist()
-        for name in cfg.methods:
-            METHODS.target(name)  # unknown names fail now, before any work
+        self._check_methods()  # unknown names fail now, before any work
         from bench.registry import METRICS
         for name in cfg.metrics:
             METRICS.target(name)
-        self.suite: PromptSuite = load_suite(cfg.prompts)
+        self.suite: PromptSuite = suite or load_suite(cfg.prompts)
         self.device = resolve_device(self.dist.device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         self.generation = cfg.generation_dict(self.suite.sha256, self.device.type)
@@ -79,6 +79,13 @@ class Runner:
         self.store = RunStore(self.out_dir)
         self.progress = progress and self.dist.is_main
         self._base = None
+
+    def _check_methods(self) -> None:
+        for name in self.cfg.methods:
+            METHODS.target(name)
+
+    def method_version(self, name: str) -> str:
+        return getattr(METHODS.get(name), "version", "0")
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[WorkItem]:
@@ -269,14 +276,14 @@ class Runner:
                      if self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
             perf_file = self.store.load_method_perf(name)
             c = dict(counts.get(name) or {"planned": len(mine), "generated": 0, "skipped": len(metas), "failed": 0})
-            perf = summarize(metas, s.num_frames, s.num_inference_steps)
+            perf = summarize([m for m in metas if m.get("seconds") is not None], s.num_frames, s.num_inference_steps)
             stage_seconds = c.pop("stage_seconds", 0.0)
             if perf.get("sec_per_video_median"):
                 perf["videos_per_hour_per_process"] = round(3600 / perf["sec_per_video_median"], 1)
             if c["generated"] and stage_seconds:  # this session's wall clock, all processes together
                 perf["videos_per_hour_total"] = round(3600 * c["generated"] / stage_seconds, 1)
             methods[name] = {
-                "version": getattr(METHODS.get(name), "version", "0"),
+                "version": self.method_version(name),
                 "options": self.cfg.methods[name],
                 "config_hash": metas[0]["method_config_hash"] if metas else None,
                 "params": perf_file.get("params", {}),
@@ -318,6 +325,7 @@ class Runner:
         metrics, rows = ({}, [])
         if stage in ("all", "evaluate"):
             metrics, rows = self.evaluate(items)
+            add_tag_breakdown(metrics, rows, self.suite)
         if not self.dist.is_main:
             return RunResult(self.out_dir, {}, counts)
         if stage in ("all", "evaluate"):

@@ -54,7 +54,8 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
-def encode_video(frames_uint8: np.ndarray, path: Path, fps: int, codec: str = "libx264") -> None:
+def encode_video(frames_uint8: np.ndarray, path: Path, fps: int, codec: str = "libx264", pix_fmt: str = "yuv420p",
+                 options: dict[str, str] | None = None) -> None:
     """(F, H, W, 3) uint8 -> a video file through PyAV, written to a temp name and renamed. PyAV directly rather
     than imageio's plugin, whose close() runs a full gc.collect() (0.3 s a video with torch loaded)."""
     import av
@@ -63,7 +64,9 @@ def encode_video(frames_uint8: np.ndarray, path: Path, fps: int, codec: str = "l
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames_uint8.shape[2], frames_uint8.shape[1], "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = frames_uint8.shape[2], frames_uint8.shape[1], pix_fmt
+        if options:
+            stream.options = options
         for frame in frames_uint8:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())  # flush

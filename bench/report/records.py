@@ -18,10 +18,14 @@ from bench.errors import UserError
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "negative_prompt")
 # Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
 METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
-                     "not_comparable_because", "by_group", "n_by_group"}
+                     "not_comparable_because", "by_group", "n_by_group", "by_tag"}
 # Reference-set statistics (FVD's real-side mean norm and covariance trace) are float sums whose last bits change with
 # the CPU's kernels and the thread count (measured: ~1e-7 relative); a different reference set moves them by far more.
 REFERENCE_STATS_RTOL = 1e-4
+# How videos were made: a property of the method, not of the scoring, so not compared when a side was imported
+# (`t2v-bench score`): an imported set is compared on suite, frames, size, device and metric protocols only.
+GENERATION_KEYS = {"num_inference_steps", "guidance_scale", "negative_prompt", "base model", "base unet",
+                   "base lora", "dtype"}
 INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video normal approximation
 Z95 = 1.96  # normal approximation of the 95% interval; optimistic for a handful of videos, stated in captions
 
@@ -133,8 +137,9 @@ def differences(a: dict, b: dict) -> list[str]:
     """Human-readable differences between two records' settings and shared metric protocols."""
     out = []
     ka, kb = settings_key(a), settings_key(b)
+    skip = GENERATION_KEYS if "imported" in (a.get("origin"), b.get("origin")) else set()
     for k in ka:
-        if ka[k] != kb.get(k):
+        if k not in skip and ka[k] != kb.get(k):
             out.append(f"{k} {ka[k]!r} vs {kb.get(k)!r}")
     pa = {k: _content_keyed(v) for k, v in metric_protocols(a).items()}
     pb = {k: _content_keyed(v) for k, v in metric_protocols(b).items()}

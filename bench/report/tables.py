@@ -259,6 +259,10 @@ def base_note(rec: dict) -> str:
 def settings_line(run: Run) -> str:
     rec = run.record
     s, suite = rec.get("sampling", {}), rec.get("suite", {})
+    if rec.get("origin") == "imported":  # `t2v-bench score`: how the videos were made is not known
+        return (f"Suite **{suite.get('name')}** v{suite.get('version')} ({suite.get('n_prompts')} prompts), imported "
+                f"videos ({rec.get('import', {}).get('layout')} layout) conformed to {s.get('num_frames')} frames "
+                f"{s.get('height')}x{s.get('width')} at {s.get('fps')} fps, scored on {rec.get('env', {}).get('device')}.")
     return (f"Suite **{suite.get('name')}** v{suite.get('version')} ({suite.get('n_prompts')} prompts x "
             f"{suite.get('samples_per_prompt')} samples), {s.get('num_frames')} frames {s.get('height')}x"
             f"{s.get('width')}, {s.get('num_inference_steps')} steps, guidance {s.get('guidance_scale')}, "
@@ -321,8 +325,9 @@ def markdown_report(groups: list[list[Run]]) -> str:
     for i, runs in enumerate(groups, 1):
         if len(groups) > 1:
             lines += [f"## Group {i}", ""]
+        from bench.report.tag_tables import tag_tables
         lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *breakdown_tables(runs),
-                  *markdown_notes(runs), ""]
+                  *tag_tables(runs), *markdown_notes(runs), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

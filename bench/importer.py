@@ -45,7 +45,7 @@ class ImportRunner(Runner):
         self.name, self.resize, self.say = name, resize, say
         self.layout, found, self.problems = scan(self.video_dir, layout, map_file)
         suite = load_suite(prompts) if prompts else self._default_suite(found)
-        self.matched, problems, self.missing = match(found, suite)
+        self.matched, problems, self.missing, self.n_matched = match(found, suite)
         self.problems += problems
         self.found = len(found) + sum(1 for p in self.problems if ": no such file" in p)
         if not self.matched:
@@ -152,8 +152,8 @@ class ImportRunner(Runner):
             self.say(f"... and {len(self.missing) - MAX_MISSING_LINES} more prompts with no video")
 
     def counts(self) -> dict[str, int]:
-        failed = len(self.problems) + len(self.failed_files)
-        return {"found": self.found, "matched": len(self.matched), "scored": self.scored, "failed": failed,
+        failed = self.found - self.scored  # unmatched, doubly claimed, unreadable, zero frames, wrong size
+        return {"found": self.found, "matched": self.n_matched, "scored": self.scored, "failed": failed,
                 "prompts_without_video": len(self.missing)}
 
     def record(self, metrics, counts, items) -> dict:

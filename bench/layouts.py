@@ -191,8 +191,9 @@ def suite_from_found(found: list[Found], label: str) -> PromptSuite:
                        description="prompts read from the file names or map (no --prompts given)")
 
 
-def match(found: list[Found], suite: PromptSuite) -> tuple[list[Matched], list[str], list[Prompt]]:
-    """Files -> (prompt, sample); returns (matched, one line per problem, prompts with no video)."""
+def match(found: list[Found], suite: PromptSuite) -> tuple[list[Matched], list[str], list[Prompt], int]:
+    """Files -> (prompt, sample); returns (the usable matches, one line per problem, prompts with no video, how
+    many files matched a prompt, doubly claimed samples included)."""
     by_id = {p.id: p for p in suite.prompts}
     by_text: dict[str, Prompt | None] = {}
     for p in suite.prompts:
@@ -225,4 +226,4 @@ def match(found: list[Found], suite: PromptSuite) -> tuple[list[Matched], list[s
     kept.sort(key=lambda m: (order[m.prompt.id], m.sample))
     have = {m.prompt.id for m in kept} | {pid for (pid, _), ms in claims.items() if len(ms) > 1}
     missing = [p for p in suite.prompts if p.id not in have]
-    return kept, problems, missing
+    return kept, problems, missing, len(matched)

@@ -5,7 +5,8 @@ frames (natural sort of the names: 2.png before 10.png); a t2v-bench `.npy` (uin
 
 The conform rule (CONFORM_RULE, recorded in run.json) maps a decoded video to the run's sampling settings
 (num_frames, height, width, fps), so every metric reads exactly what it reads on a generated video:
-1. frame rate: when the container's rate differs from `fps`, frame k is the source frame nearest to time k / fps
+1. frame rate: when the container's rate differs from `fps` by more than 5% (GIF's 1/100 s delays turn 8 fps
+   into 8.33), frame k is the source frame nearest to time k / fps
    (index round(k * src_fps / fps)); a source without a rate (frame folder, .npy) is taken at `fps`.
 2. length: the first `num_frames` frames after step 1; a shorter video fails (it is never padded or looped).
 3. size: a frame of another size is centre-cropped to the target aspect ratio, then resized with bilinear
@@ -28,10 +29,11 @@ import torch.nn.functional as F
 
 VIDEO_EXTS = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif")
 FRAME_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+FPS_TOLERANCE = 0.05  # GIF stores delays in 1/100 s: 8 fps is written as 12 cs and reads back as 8.33 fps
 CONFORM_RULE = {
     "version": 1,
-    "fps": "nearest source frame to t = k / sampling.fps, index round(k * src_fps / fps); no container rate: "
-           "taken at sampling.fps",
+    "fps": "nearest source frame to t = k / sampling.fps, index round(k * src_fps / fps), when the container "
+           "rate differs from sampling.fps by more than 5%; no container rate: taken at sampling.fps",
     "length": "first sampling.num_frames frames after fps resampling; shorter videos fail",
     "size": "centre crop to the target aspect, then bilinear antialiased resize (torch interpolate) to "
             "sampling.height x sampling.width, rounded to uint8; resize: refuse fails such videos",
@@ -105,7 +107,8 @@ def decode(path: Path) -> Decoded:
     except DecodeError:
         raise
     except Exception as exc:  # PyAV, imageio and numpy raise many types for a damaged file
-        raise DecodeError(f"unreadable ({type(exc).__name__}: {str(exc).strip()[:120]})") from None
+        why = str(exc).replace(f": '{path}'", "").replace(str(path), "").strip()  # the line names the file already
+        raise DecodeError(f"unreadable ({type(exc).__name__}: {why[:120]})") from None
     if out.shape[0] == 0:
         raise DecodeError("zero frames")
     return Decoded(out, fps)
@@ -116,7 +119,7 @@ def _decode_av(path: Path) -> tuple[np.ndarray, float | None]:
 
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise DecodeError("no video stream")
+            raise DecodeError("zero frames (no video stream)")
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
@@ -131,7 +134,7 @@ def conform(decoded: Decoded, num_frames: int, height: int, width: int, fps: int
     frames, src_fps = decoded.frames, decoded.fps
     note: dict = {"source_frames": int(frames.shape[0]), "source_size": [int(frames.shape[1]), int(frames.shape[2])],
                   "source_fps": src_fps}
-    if src_fps is not None and abs(src_fps - fps) > 1e-3:
+    if src_fps is not None and abs(src_fps - fps) > FPS_TOLERANCE * fps:
         step = Fraction(src_fps).limit_denominator(1001) / fps
         idx = [round(k * step) for k in range(int(frames.shape[0] / step) + 1)]
         frames = frames[[i for i in idx if i < frames.shape[0]]]

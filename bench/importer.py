@@ -45,19 +45,22 @@ class ImportRunner(Runner):
         self.name, self.resize, self.say = name, resize, say
         self.layout, found, self.problems = scan(self.video_dir, layout, map_file)
         suite = load_suite(prompts) if prompts else self._default_suite(found)
-        self.matched, problems, self.missing, self.n_matched = match(found, suite)
+        self.matched, problems, self.missing, self.rejected = match(found, suite)
         self.problems += problems
         self.found = len(found) + sum(1 for p in self.problems if ": no such file" in p)
+        self.n_matched = len(found) - sum(1 for why in self.rejected.values() if why == "unmatched")
+        self.all_files = found
         if not self.matched:
             for line in self.problems[:MAX_MISSING_LINES]:
                 say(line)
             raise UserError(f"nothing usable in {self.video_dir}: {self.found} video(s) found, none matched a prompt "
                             f"(layout {self.layout}); check --layout, --prompts or --map")
-        self.sha = {m.found.rel: sha256_of(m.found.path) for m in self.matched}
+        self.sha = {f.rel: sha256_of(f.path) for f in found}  # every file found, scored or not
         s = cfg.sampling
         self.geometry = {"num_frames": s.num_frames, "height": s.height, "width": s.width, "fps": s.fps}
         self.identity = {"origin": "imported", "name": name, "layout": self.layout, "suite_sha256": suite.sha256,
-                         "files": sorted(self.sha.items()), "sampling": self.geometry,
+                         "files": sorted((m.found.rel, self.sha[m.found.rel]) for m in self.matched),
+                         "sampling": self.geometry,
                          "conform_rule": CONFORM_RULE["version"], "resize": resize}
         identity_hash = config_hash(self.identity)
         out = Path(out_dir) if out_dir else Path("results") / "runs" / f"imported-{name}-{identity_hash[:10]}"
@@ -71,9 +74,10 @@ class ImportRunner(Runner):
         self.scored = 0
 
     def _default_suite(self, found):
-        if self.layout == "t2v-bench":  # a run folder names its suite in config.json
-            cfg_file = self.video_dir / "config.json"
-            if cfg_file.is_file():
+        if self.layout == "t2v-bench":  # a run folder names its suite in config.json (RUN, RUN/videos/<method>)
+            for cfg_file in (self.video_dir / "config.json", self.video_dir.parent.parent / "config.json"):
+                if not cfg_file.is_file():
+                    continue
                 import json
                 try:
                     return load_suite(json.loads(cfg_file.read_text())["config"]["prompts"])
@@ -106,6 +110,7 @@ class ImportRunner(Runner):
         items = self.plan() if items is None else items
         counts = {"planned": len(items), "generated": 0, "skipped": 0, "failed": 0, "stage_seconds": 0.0}
         resized: dict[tuple[int, int], int] = {}
+        self.conformed = {"resized": 0, "trimmed": 0, "resampled_fps": 0}
         started = time.perf_counter()
         for m, it in zip(self.matched, items):
             if self.store.is_done(it.method, it.prompt_id, it.sample, it.key):
@@ -120,6 +125,8 @@ class ImportRunner(Runner):
             if note.get("resized"):
                 size = tuple(note["source_size"])
                 resized[size] = resized.get(size, 0) + 1
+            for what in self.conformed:
+                self.conformed[what] += bool(note.get(what))
             meta = {"key": it.key, "method": self.name, "sample": it.sample, "request": it.request.to_dict(),
                     "seconds": None, "origin": "imported", "source": m.found.rel, "sha256": self.sha[m.found.rel],
                     "conform": note, "info": {}, "method_config_hash": config_hash(self.identity)}
@@ -130,6 +137,11 @@ class ImportRunner(Runner):
         for (h, w), n in sorted(resized.items()):
             self.say(f"resized {n} video(s) from {h}x{w} to {self.geometry['height']}x{self.geometry['width']} "
                      f"(centre crop + bilinear antialias; --resize refuse to fail them instead)")
+        if self.conformed["resampled_fps"]:
+            self.say(f"resampled {self.conformed['resampled_fps']} video(s) to {self.geometry['fps']} fps (nearest frame)")
+        if self.conformed["trimmed"]:
+            self.say(f"kept the first {self.geometry['num_frames']} frames of {self.conformed['trimmed']} longer "
+                     "video(s)")
         if counts["generated"] + counts["skipped"] == 0:
             self._say_problems()
             raise UserError(f"nothing usable in {self.video_dir}: {self.found} video(s) found, "
@@ -158,11 +170,13 @@ class ImportRunner(Runner):
 
     def record(self, metrics, counts, items) -> dict:
         rec = super().record(metrics, counts, items)
-        status = {rel: f"failed: {why}" for rel, why in self.failed_files.items()}
-        files = [{"path": m.found.rel, "sha256": self.sha[m.found.rel], "prompt_id": m.prompt.id,
-                  "sample": m.sample, "status": status.get(m.found.rel, "imported")} for m in self.matched]
+        status = {**self.rejected, **{rel: f"failed: {why}" for rel, why in self.failed_files.items()}}
+        ids = {m.found.rel: (m.prompt.id, m.sample) for m in self.matched}
+        files = [{"path": f.rel, "sha256": self.sha[f.rel], "prompt_id": ids.get(f.rel, (None,))[0],
+                  "sample": ids.get(f.rel, (None, None))[1], "status": status.get(f.rel, "imported")}
+                 for f in self.all_files]
         info = {"source_dir": str(self.video_dir), "layout": self.layout, "resize": self.resize,
-                "conform_rule": CONFORM_RULE, "counts": self.counts(), "problems": self.problems +
+                "conform_rule": CONFORM_RULE, "counts": self.counts(), "conformed": getattr(self, "conformed", {}), "problems": self.problems +
                 [f"{rel}: {why}" for rel, why in self.failed_files.items()],
                 "prompts_without_video": [p.id for p in self.missing], "files": files}
         rec["origin"] = "imported"

@@ -191,25 +191,27 @@ def suite_from_found(found: list[Found], label: str) -> PromptSuite:
                        description="prompts read from the file names or map (no --prompts given)")
 
 
-def match(found: list[Found], suite: PromptSuite) -> tuple[list[Matched], list[str], list[Prompt], int]:
-    """Files -> (prompt, sample); returns (the usable matches, one line per problem, prompts with no video, how
-    many files matched a prompt, doubly claimed samples included)."""
+def match(found: list[Found], suite: PromptSuite) -> tuple[list[Matched], list[str], list[Prompt], dict[str, str]]:
+    """Files -> (prompt, sample); returns (the usable matches, one line per problem, prompts with no video, the
+    rejected files: path -> 'unmatched' or 'duplicate')."""
     by_id = {p.id: p for p in suite.prompts}
     by_text: dict[str, Prompt | None] = {}
     for p in suite.prompts:
         for key in {p.text, p.text[:VBENCH_TRUNCATE], vbench_stem(p.text)}:
             by_text[key] = p if by_text.get(key, p) == p else None  # None: two prompts share this name
-    matched, problems = [], []
+    matched, problems, rejected = [], [], {}
     for f in found:
         prompt = by_id.get(f.prompt_id) if f.prompt_id else None
         if prompt is None and f.text:
             prompt = by_text.get(f.text) or by_text.get(f.text.strip())
             if prompt is None and by_text.get(f.text, 0) is None:
                 problems.append(f"{f.rel}: its name fits several prompts of suite '{suite.name}'; use --map FILE")
+                rejected[f.rel] = "unmatched"
                 continue
         if prompt is None:
             what = f"prompt id '{f.prompt_id}'" if f.prompt_id and not f.text else f"'{(f.text or '')[:80]}'"
             problems.append(f"{f.rel}: matches no prompt of suite '{suite.name}' ({what})")
+            rejected[f.rel] = "unmatched"
             continue
         matched.append(Matched(f, prompt, f.sample or 0))
     claims: dict[tuple[str, int], list[Matched]] = {}
@@ -220,10 +222,11 @@ def match(found: list[Found], suite: PromptSuite) -> tuple[list[Matched], list[s
         if len(ms) > 1:
             problems.append(f"{', '.join(m.found.rel for m in ms)}: {len(ms)} files claim sample {k} of prompt "
                             f"'{pid}'; none of them is scored (remove or rename all but one)")
+            rejected.update({m.found.rel: "duplicate" for m in ms})
         else:
             kept.append(ms[0])
     order = {p.id: i for i, p in enumerate(suite.prompts)}
     kept.sort(key=lambda m: (order[m.prompt.id], m.sample))
     have = {m.prompt.id for m in kept} | {pid for (pid, _), ms in claims.items() if len(ms) > 1}
     missing = [p for p in suite.prompts if p.id not in have]
-    return kept, problems, missing, len(matched)
+    return kept, problems, missing, rejected

@@ -142,6 +142,8 @@ def conform(decoded: Decoded, num_frames: int, height: int, width: int, fps: int
     if frames.shape[0] < num_frames:
         raise DecodeError(f"has {frames.shape[0]} frames at {fps} fps, the run needs {num_frames}; "
                           f"pass --frames {frames.shape[0]} (or a config with fewer frames)")
+    if frames.shape[0] > num_frames:
+        note["trimmed"] = True
     frames = frames[:num_frames]
     if frames.shape[1:3] != (height, width):
         if resize == "refuse":

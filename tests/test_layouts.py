@@ -58,6 +58,7 @@ def test_conform_rule_fps_length_and_size():
     src[:, 0, 0, 0] = idx  # frame number in a pixel
     out, note = conform(Decoded(src, 24.0), num_frames=4, height=32, width=48, fps=8)
     assert out[:, 0, 0, 0].tolist() == [0, 3, 6, 9] and "resized" not in note  # round(k * 24 / 8)
+    assert note["resampled_fps"] and note["trimmed"]  # 8 frames at 8 fps, the first 4 kept
     with pytest.raises(DecodeError, match="has 3 frames"):
         conform(Decoded(src[:3], 8.0), num_frames=4, height=32, width=48, fps=8)
     with pytest.raises(DecodeError, match="--resize fit"):
@@ -80,10 +81,11 @@ def test_vbench_layout_detected_and_matched(tmp_path):
     layout, found, problems = scan(folder, "auto", None)
     suite = suite_from_found(found, layout)  # no --prompts: VBench's custom_input reading of the names
     assert sorted(p.text for p in suite.prompts) == sorted(TEXTS)
-    matched, problems, missing, n = match(found, suite)
+    matched, problems, missing, rejected = match(found, suite)
     got = sorted((m.prompt.text, m.sample, m.found.rel) for m in matched)
     assert (TEXTS[0], 3, f"{TEXTS[0]}-3") in got and (TEXTS[3], 1, "countdown 3-2-1-1.mp4") in got
-    assert len(got) == 4 and n == 6 and not missing  # two files claim TEXTS[2] sample 0: neither is kept
+    assert len(got) == 4 and not missing  # two files claim TEXTS[2] sample 0: neither is kept
+    assert rejected == {f"{TEXTS[2]}-0.mp4": "duplicate", f"{TEXTS[2]}.gif": "duplicate"}
     assert len(problems) == 1 and problems[0].startswith(f"{TEXTS[2]}-0.mp4, {TEXTS[2]}.gif: 2 files claim sample 0")
 
 
@@ -94,9 +96,9 @@ def test_vbench_names_truncated_like_vbench2_and_matched_back():
     from bench.layouts import Found
     from bench.prompts import Prompt, PromptSuite
     suite = PromptSuite("s", "1", (Prompt("long", long), Prompt("slash", "a/b")), "0", "mem")
-    matched, problems, missing, _ = match([Found(None, "x", text=stem, sample=0),
+    matched, problems, missing, rejected = match([Found(None, "x", text=stem, sample=0),
                                            Found(None, "y", text="a_b", sample=2)], suite)
-    assert [(m.prompt.id, m.sample) for m in matched] == [("long", 0), ("slash", 2)] and not problems
+    assert [(m.prompt.id, m.sample) for m in matched] == [("long", 0), ("slash", 2)] and not problems and not rejected
 
 
 def test_t2v_bench_and_csv_layouts(tmp_path):

@@ -145,6 +145,10 @@ def test_bad_input_is_named_and_the_rest_is_scored(generated, tmp_path, capsys):
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["import"]["counts"] == {"found": 7, "matched": 6, "scored": 1, "failed": 6,
                                        "prompts_without_video": 1}
+    status = {f["path"]: f["status"] for f in rec["import"]["files"]}
+    assert status["no such prompt-0.mp4"] == "unmatched" and status[good.name] == "duplicate"
+    assert status["l'été à Paris — 東京 at night-0.mp4"] == "imported"
+    assert status["a countdown 3-2-1-4.mp4"].startswith("failed: zero frames") and len(status) == 7
     # The one good video is scored exactly as in the generated run.
     gen_rows = {r["prompt_id"]: r for r in map(json.loads, (root / "gen" / "samples.jsonl").read_text().splitlines())}
     rows = [json.loads(line) for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
@@ -164,3 +168,15 @@ def test_nothing_usable_exits_2_and_out_inside_video_dir_is_refused(generated, t
     assert main(["score", str(vb), "--name", "x", "--out", str(vb / "run")]) == 2
     assert "never written to" in capsys.readouterr().err
     assert not (vb / "run").exists()
+
+
+def test_t2v_bench_layout_reads_a_run_folder_with_its_suite(generated):
+    """Another run's method folder, without --prompts: the suite named in that run's config.json, .npy frames."""
+    root = generated
+    assert main(["score", str(root / "gen" / "videos" / "per_frame"), "--name", "again", "--config",
+                 str(root / "tiny.yaml"), "--out", str(root / "again")]) == 0
+    gen, again = (json.loads((root / r / "run.json").read_text()) for r in ("gen", "again"))
+    assert again["import"]["layout"] == "t2v-bench" and again["suite"]["sha256"] == gen["suite"]["sha256"]
+    assert {f["path"].rsplit(".", 1)[1] for f in again["import"]["files"]} == {"npy"}
+    for name, m in gen["methods"]["per_frame"]["metrics"].items():
+        assert abs(m["value"] - again["methods"]["again"]["metrics"][name]["value"]) <= 1e-6, name

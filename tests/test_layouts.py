@@ -148,3 +148,13 @@ def test_suite_loaders_vbench_text_and_msrvtt(tmp_path):
     m = load_suite(str(tmp_path / "MSRVTT_test.csv"))
     assert [p.text for p in m.prompts] == ["a woman creating a fondant baby", "a man, talking"]
     assert m.meta["caption_column"] == "sentence" and m.meta["videos"] == 2
+
+
+def test_lossless_export_is_bit_exact_through_decord(tmp_path):
+    """VBench reads mp4 with decord; skipped where decord is not installed (it is not a dependency)."""
+    decord = pytest.importorskip("decord")
+    array = frames(n=5, h=32, w=64)
+    encode_lossless(array, tmp_path / "a-0.mp4", 8)
+    decord.bridge.set_bridge("native")
+    reader = decord.VideoReader(str(tmp_path / "a-0.mp4"), num_threads=1)
+    assert np.array_equal(reader.get_batch(range(len(reader))).asnumpy(), array)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_round_trip_generate_export_score(generated, capsys):
                             "a cat _ dog on a mat-0.mp4", "a countdown 3-2-1-0.mp4"])
     prompt_file = json.loads((root / "vb" / "per_frame.prompts.json").read_text())
     assert prompt_file["a cat _ dog on a mat-0.mp4"] == "a cat / dog on a mat"
+    for name, prompt in prompt_file.items():  # VBench's get_prompt_from_filename reads the prompt back
+        assert re.sub(r"-\d+$", "", Path(name).stem) == prompt.replace("/", "_")
     before = tree(vb)
     assert main(["score", str(vb), "--name", "theirs", "--prompts", str(root / "awkward.jsonl"),
                  "--config", str(root / "tiny.yaml"), "--out", str(root / "imp")]) == 0

@@ -63,8 +63,9 @@ class RunResult:
 
 class Runner:
     def __init__(self, cfg: RunConfig, out_dir: str | Path | None = None, progress: bool = True,
-                 dist: Dist | None = None, suite: PromptSuite | None = None):
+                 dist: Dist | None = None, suite: PromptSuite | None = None, reference: str | None = None):
         self.cfg = cfg
+        self.reference = reference  # method the paired comparisons in run.json are against (bench.stats)
         self.dist = dist or Dist()
         self._check_methods()  # unknown names fail now, before any work
         from bench.registry import METRICS
@@ -208,6 +209,7 @@ class Runner:
         items = self.plan() if items is None else items
         done = [it for it in items if self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
         metrics = build_metrics(self.cfg.metrics, self.cfg, self.device) if done else {}
+        self.set_references = {n: m.reference.sums for n, m in metrics.items() if getattr(m, "reference", None)}
         order = {it.key: i for i, it in enumerate(items)}
         results: dict[str, dict] = {}
         rows: list[dict] = []
@@ -264,6 +266,7 @@ class Runner:
         return {"method": it.method, "prompt_id": it.prompt_id, "prompt": it.request.prompt, "sample": it.sample,
                 "seed": it.request.seed, "key": it.key, "video": self.store.relpath(stem.with_suffix(".mp4")),
                 "frames": self.store.relpath(stem.with_suffix(".npy")), "seconds": meta.get("seconds"),
+                "warmup": bool(meta.get("warmup")),
                 "metrics": {k: round(v, 6) for k, v in values.items()}}
 
     # ------------------------------------------------------------------ record
@@ -330,6 +333,8 @@ class Runner:
             return RunResult(self.out_dir, {}, counts)
         if stage in ("all", "evaluate"):
             write_jsonl(self.out_dir / "samples.jsonl", rows)
+            from bench.stats import attach_comparisons
+            attach_comparisons(metrics, rows, self.reference, getattr(self, "set_references", {}), self.out_dir)
         record = self.record(metrics, counts, items)
         atomic_write_json(self.out_dir / "run.json", record)
         from bench.report.tables import write_run_report

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.errors import UserError
-from bench.report.tables import (ARROWS, BOUNDS_NOTE, CI_NOTE, PERF_NOTE, RANK_NOTE, TRAINING_NOTE, Column, Table,
+from bench.report.significance import BEST_NOTE, SIG_NOTE, SPEED_NOTE
+from bench.report.tables import (ARROWS, BOUNDS_NOTE, CI_NOTE, MARKS, TRAINING_NOTE, Column, Table,
                                  base_note, definitions, display, ranks, sentence, settings_sentence)
 
 
@@ -102,8 +103,10 @@ def text_width(tex: str, size_pt: float = 9.0) -> float:
 
 # --- cells and heads
 def latex_cells(table: Table) -> pd.DataFrame:
-    """LaTeX of each cell: value with its CI in \\scriptsize, math minus, best bold and second underlined."""
-    cells = display(table, r"$\pm$", "--", extra=lambda s: "{\\scriptsize\\," + s.strip() + "}")
+    """LaTeX of each cell: value with its CI in \\scriptsize, math minus, † / ‡ against the reference, bold for the
+    statistically best group (measured-only columns: best bold, second underlined)."""
+    cells = display(table, r"$\pm$", "--", extra=lambda s: "{\\scriptsize\\," + s.strip() + "}",
+                    marks=MARKS["latex"])
     cells = cells.map(lambda t: re.sub(r"(?<![\w.$])-(?=\d)", "$-$", t))
     rk = ranks(table)
     return cells.mask(rk == 1, "\\textbf{" + cells + "}").mask(rk == 2, "\\underline{" + cells + "}")
@@ -183,17 +186,25 @@ def quality_caption(table: Table, cost_label: str | None) -> str:
     for name, text, model in definitions(rec):
         parts.append(f"{latex_escape(name.replace('_', ' '))}: {latex_definition(text)}"
                      + (f" (model {latex_escape(model)})." if model else "."))
-    if table.bounds:
+    if any(key != "sec_per_video" for _, key in table.bounds):
         parts.append(latex_escape(f"{BOUNDS_NOTE}."))
     if base_note(rec):
         parts.append(latex_escape(base_note(rec).replace("**", "")))
     parts.append(latex_escape(f"Values are means over videos; {CI_NOTE}.").replace("±", r"$\pm$"))
+    refs = ", ".join(sorted(set(table.claims.references.values())))
+    parts += [latex_note(SIG_NOTE.format(refs=refs))] if refs else []
+    parts.append(latex_note(BEST_NOTE))
     if cost_label is None:
-        parts += [latex_escape(sentence(PERF_NOTE))] + cost_notes(table)
+        parts += [latex_note(SPEED_NOTE)] + cost_notes(table)
     else:
         parts.append(rf"Costs in Table~\ref{{{cost_label}}}.")
-    parts.append(RANK_NOTE)
     return " ".join(parts)
+
+
+def latex_note(note: str) -> str:
+    """A plain-text note as a LaTeX sentence (daggers and ± as LaTeX commands)."""
+    return (latex_escape(sentence(note)).replace("±", r"$\pm$").replace("†", r"\dag{}")
+            .replace("‡", r"\ddag{}"))
 
 
 def cost_notes(table: Table) -> list[str]:
@@ -204,7 +215,7 @@ def cost_caption(table: Table, quality_label: str) -> str:
     mem = next(c.label for c in table.columns if c.key == "peak_mem_mb")
     return " ".join([rf"Cost of the methods in Table~\ref{{{quality_label}}}: n videos evaluated, trainable "
                      f"parameters, seconds per video (s/video: median, warm-up excluded) and {latex_escape(mem)} "
-                     "of generation.", *cost_notes(table), RANK_NOTE])
+                     "of generation.", latex_note(SPEED_NOTE), *cost_notes(table), latex_note(BEST_NOTE)])
 
 
 def to_latex(table: Table, label: str = "tab:t2v-bench", layout: str = DEFAULT_LAYOUT) -> str:

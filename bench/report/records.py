@@ -18,7 +18,7 @@ from bench.errors import UserError
 SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "negative_prompt")
 # Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
 METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
-                     "not_comparable_because", "by_group", "n_by_group", "by_tag"}
+                     "not_comparable_because", "by_group", "n_by_group", "by_tag", "vs_reference"}
 # Reference-set statistics (FVD's real-side mean norm and covariance trace) are float sums whose last bits change with
 # the CPU's kernels and the thread count (measured: ~1e-7 relative); a different reference set moves them by far more.
 REFERENCE_STATS_RTOL = 1e-4
@@ -26,8 +26,7 @@ REFERENCE_STATS_RTOL = 1e-4
 # (`t2v-bench score`): an imported set is compared on suite, frames, size, device and metric protocols only.
 GENERATION_KEYS = {"num_inference_steps", "guidance_scale", "negative_prompt", "base model", "base unet",
                    "base lora", "dtype"}
-INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video normal approximation
-Z95 = 1.96  # normal approximation of the 95% interval; optimistic for a handful of videos, stated in captions
+INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video t interval
 
 
 @dataclass
@@ -189,14 +188,13 @@ def record_interval(summary: dict) -> tuple[float, float] | None:
     return None
 
 
-def ci95(values: list[float]) -> float | None:
-    """Half-width of the 95% CI of the mean: 1.96 * sample std / sqrt(n); None below two values."""
-    n = len(values)
-    if n < 2:
-        return None
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return Z95 * math.sqrt(var / n)
+def ci95(values: list[float] | dict) -> float | None:
+    """Half-width of the 95% Student-t interval of the mean (bench.stats.mean_ci; a dict keyed by (prompt_id,
+    sample) is averaged per prompt first); None below two values."""
+    from bench.stats import mean_ci
+
+    interval = mean_ci(values)
+    return None if interval is None else (interval[1] - interval[0]) / 2
 
 
 def peak_memory(perf: dict) -> tuple[float | None, str]:

@@ -1,24 +1,27 @@
 """Run records -> one comparison table (methods as rows), rendered as Markdown or HTML (LaTeX: latex.py).
 
-The numbers live in a numeric DataFrame; each renderer formats them into strings and marks the best (bold) and
-second best (underlined in LaTeX/HTML, italic in Markdown) per column, in that column's own direction. Styling is
-computed from the numbers, never from the formatted strings, so `-10.55` and `9.675` rank correctly.
+The numbers live in a numeric DataFrame; each renderer formats them into strings. What a cell may claim comes from
+bench.stats via bench.report.significance: † / ‡ when it differs significantly from the run's reference method,
+bold when it is in the statistically best group of its column (measured-only columns, peak memory and training
+cost, keep best bold and second underlined/italic). Styling is computed from the numbers, never from the strings.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from bench.report.records import (Run, ci95, metric_protocols, method_labels, peak_memory, per_video_values,
-                                  record_interval)
+from bench import stats
+from bench.report.records import Run, ci95, metric_protocols, method_labels, peak_memory, record_interval
+from bench.report.significance import BEST_NOTE, SIG_NOTE, SPEED_NOTE, WORSE, Claims, claims
 from bench.store import atomic_write_bytes
 
 ARROWS = {True: ("↑", r"$\uparrow$"), False: ("↓", r"$\downarrow$")}  # (text, LaTeX)
-CI_NOTE = "± is the 95% CI of the mean over videos (1.96 x standard error, normal approximation)"
+CI_NOTE = stats.CI_NOTE
+MARKS = {"text": ("†", "‡"), "latex": (r"$^\dagger$", r"$^\ddagger$")}  # better / worse than the reference
 BOUNDS_NOTE = "[lo, hi] is the 95% CI the record gives (bootstrap over videos, for set-level metrics such as FVD)"
 
 
@@ -38,6 +41,7 @@ class Table:
     runs: list[Run]
     rows: dict[str, tuple[str, str]]  # row label -> (run id, method)
     bounds: dict[tuple[str, str], tuple[float, float]]  # (label, key) -> record-provided [lo, hi]
+    claims: Claims = field(default_factory=Claims)  # significance marks and best groups (bench.stats)
 
     def error(self, label: str, key: str) -> tuple[float, float] | None:
         """(below, above) the value: the record's interval if any, else the symmetric per-video CI."""
@@ -49,8 +53,9 @@ class Table:
         return None if math.isnan(ci) else (ci, ci)
 
 
-def build_table(runs: list[Run]) -> Table:
-    """One row per (run, method); metrics, n, trainable parameters, seconds per video and peak memory."""
+def build_table(runs: list[Run], reference: str | None = None) -> Table:
+    """One row per (run, method); metrics, n, trainable parameters, seconds per video and peak memory; with the
+    paired comparisons against `reference` (default: each record's own, else per_frame or the first method)."""
     labels = method_labels(runs)
     protocols: dict[str, dict] = {}
     for run in runs:
@@ -76,7 +81,7 @@ def build_table(runs: list[Run]) -> Table:
                 if interval is not None:
                     bounds[(label, name)] = interval
                 else:
-                    ci_row[name] = _num(ci95(per_video_values(run, method, name)))
+                    ci_row[name] = _num(ci95(stats.values_of(run.samples, method, name)))
             metric_ns = [m.get("n") or 0 for m in entry.get("metrics", {}).values()]
             row["n"] = _num(entry.get("counts", {}).get("finished", max(metric_ns, default=None)))
             row["trainable_params"] = _num(entry.get("params", {}).get("trainable"))
@@ -88,7 +93,9 @@ def build_table(runs: list[Run]) -> Table:
     keys = [c.key for c in columns]
     frame = pd.DataFrame.from_dict(values, orient="index").reindex(columns=keys).astype(float)
     ci = pd.DataFrame.from_dict(cis, orient="index").reindex(index=frame.index, columns=keys).astype(float)
-    return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds)
+    found = claims(runs, {c.key: bool(c.higher_is_better) for c in columns if c.kind == "metric"}, values, reference)
+    bounds.update({(label, "sec_per_video"): ci for label, ci in found.speed_bounds.items()})
+    return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds, found)
 
 
 TRAINING_NOTE = ("train columns: the record that t2v-bench train left beside the loaded weights: median seconds per "
@@ -114,9 +121,15 @@ def _num(v: object) -> float:
 
 
 def ranks(table: Table) -> pd.DataFrame:
-    """1 = best, 2 = second (dense, ties share a rank) per ranked column; 0 = not highlighted."""
+    """1 = best, 2 = second per ranked column; 0 = not highlighted. Metric and s/video columns: 1 for the
+    statistically best group (bench.report.significance), never a 2; measured-only columns: dense ranks of the
+    displayed values (ties share a rank)."""
     out = pd.DataFrame(0, index=table.values.index, columns=table.values.columns)
     for col in table.columns:
+        if col.kind == "metric" or col.key == "sec_per_video":
+            best = table.claims.best.get(col.key, set())
+            out.loc[[lab for lab in out.index if lab in best], col.key] = 1
+            continue
         # rank what the reader sees: values equal at display precision are ties, not a best and a runner-up
         series = table.values[col.key].dropna().map(lambda v: float(fmt_number(v)))
         if col.higher_is_better is None or series.nunique() < 2:
@@ -141,9 +154,11 @@ def fmt_params(v: float) -> str:
     return f"{int(v)}"
 
 
-def display(table: Table, pm: str, dash: str, extra: Callable[[str], str] = str) -> pd.DataFrame:
+def display(table: Table, pm: str, dash: str, extra: Callable[[str], str] = str,
+            marks: tuple[str, str] = MARKS["text"]) -> pd.DataFrame:
     """Formatted cells: value (± CI) for metrics, human counts, dash for missing; `extra` styles the " ± ci" or
-    " [lo, hi]" after a value (LaTeX sets it smaller)."""
+    " [lo, hi]" after a value (LaTeX sets it smaller); `marks` (better, worse) follow a value that differs
+    significantly from the reference."""
     cells = pd.DataFrame("", index=table.values.index, columns=table.values.columns, dtype=object)
     for col in table.columns:
         for label in table.values.index:
@@ -162,6 +177,9 @@ def display(table: Table, pm: str, dash: str, extra: Callable[[str], str] = str)
                     text += extra(f" [{fmt_number(lo, decimals)}, {fmt_number(hi, decimals)}]")
                 elif not math.isnan(ci):
                     text += extra(f" {pm} {fmt_number(ci, decimals)}")
+                sig = table.claims.vs_reference.get((label, col.key))
+                if sig:
+                    text += marks[1] if sig == WORSE else marks[0]
             cells.at[label, col.key] = text
     return cells
 
@@ -183,8 +201,8 @@ def to_markdown(table: Table, rank: list[int] | None = None) -> str:
 
 
 def to_html(table: Table, rank: list[int] | None = None) -> str:
-    """Styled HTML (bold best, underlined second); `rank` (leaderboard) adds a leading rank column. On a narrow
-    page a cell may wrap between its value and its CI, never inside either."""
+    """Styled HTML (bold: the statistically best group, see ranks); `rank` (leaderboard) adds a leading rank
+    column. On a narrow page a cell may wrap between its value and its CI, never inside either."""
     cells = display(table, "±", "—", extra=lambda s: " " + s.strip().replace(" ", "\u00a0"))
     rk = ranks(table)
     css = pd.DataFrame("", index=cells.index, columns=cells.columns)
@@ -231,14 +249,40 @@ def caption(table: Table) -> str:
     rec = table.runs[0].record
     parts = [settings_sentence(rec)]
     parts += [f"{name}: {d}" + (f" (model {model})." if model else ".") for name, d, model in definitions(rec)]
-    if table.bounds:
+    if any(key != "sec_per_video" for _, key in table.bounds):
         parts.append(f"{BOUNDS_NOTE}.")
     if any(c.kind == "training" for c in table.columns):
         parts.append(sentence(TRAINING_NOTE))
     if base_note(rec):
         parts.append(base_note(rec).replace("**", ""))
-    parts.append(f"Values are means over videos; {CI_NOTE}. {PERF_NOTE}. {RANK_NOTE}")
+    parts += [f"Values are means over videos; {CI_NOTE}."] + [f"{n}." for n in claim_notes(table)]
     return " ".join(parts)
+
+
+def claim_notes(table: Table) -> list[str]:
+    """What the marks mean (significance vs the reference, best groups, speed intervals), as sentences."""
+    refs = sorted(set(table.claims.references.values()))
+    notes = [SIG_NOTE.format(refs=", ".join(refs))] if refs else []
+    return notes + [BEST_NOTE, SPEED_NOTE]
+
+
+def power_table(table: Table) -> list[str]:
+    """Markdown: per method and metric, the smallest paired difference against the reference this run detects
+    with 80% power at alpha 0.05 (bench.stats.min_detectable, from the run's own paired spread)."""
+    mde = table.claims.mde
+    if not mde:
+        return []
+    labels = list(dict.fromkeys(lab for lab, _ in mde))
+    metrics = [c.key for c in table.columns if c.kind == "metric" and any(k == c.key for _, k in mde)]
+    frame = pd.DataFrame([[mde.get((lab, m), math.nan) for m in metrics] for lab in labels], index=labels,
+                         columns=metrics)
+    cells = frame.map(lambda v: "—" if math.isnan(v) else fmt_number(v)).astype(object)
+    cells.index.name = "method"
+    refs = ", ".join(sorted(set(table.claims.references.values())))
+    return [f"Smallest paired difference against the reference ({refs}) this run detects with 80% power at alpha "
+            "0.05 (paired t approximation over prompts; `t2v-bench power RUN_DIR --metric NAME --delta D` gives "
+            "the prompts needed for a smaller one):", "",
+            cells.to_markdown(colalign=["left"] + ["right"] * len(cells.columns)), ""]
 
 
 BASE_NOTES = {
@@ -269,9 +313,11 @@ def settings_line(run: Run) -> str:
             f"{s.get('dtype')} on {rec.get('env', {}).get('device')}.")
 
 
-def markdown_notes(runs: list[Run]) -> list[str]:
+def markdown_notes(runs: list[Run], table: Table | None = None) -> list[str]:
     rec = runs[0].record
-    lines = [f"Values are means over videos; {CI_NOTE}. **Best** per column, _second_ (direction per arrow).", ""]
+    table = table if table is not None else build_table(runs)
+    marks = " ".join(f"{n.replace('Bold', '**Bold**', 1)}." for n in claim_notes(table))
+    lines = [f"Values are means over videos; {CI_NOTE}. {marks} Direction per arrow.", ""]
     if any(record_interval(m) for r in runs for e in r.methods.values() for m in e.get("metrics", {}).values()):
         lines[-1:-1] = [f"{BOUNDS_NOTE}."]
     if any(e.get("training") for r in runs for e in r.methods.values()):
@@ -309,16 +355,15 @@ def breakdown_tables(runs: list[Run]) -> list[str]:
     for name, rows in by_metric.items():
         frame = pd.DataFrame.from_dict(rows, orient="index").astype(float)
         cells = frame.map(lambda v: "—" if math.isnan(v) else fmt_number(v)).astype(object)
-        best = frame.max() if higher[name] else frame.min()
-        cells = cells.mask(frame.eq(best) & (frame.count() > 1), "**" + cells + "**")
         cells.columns = [f"{g} (n={counts[name].get(g, '?')}) {ARROWS[higher[name]][0]}" for g in frame.columns]
         cells.index.name = "method"
-        lines += [f"`{name}` by caption group (per-video means; n = videos per method):", "",
+        lines += [f"`{name}` by caption group (per-video means; n = videos per method; no best is marked: "
+                  "a group holds a fraction of the videos):", "",
                   cells.to_markdown(colalign=["left"] + ["right"] * len(cells.columns)), ""]
     return lines
 
 
-def markdown_report(groups: list[list[Run]]) -> str:
+def markdown_report(groups: list[list[Run]], reference: str | None = None) -> str:
     """The Markdown report: one section (settings, table, notes) per group of comparable runs."""
     ids = [r.run_id for g in groups for r in g]
     lines = [f"# t2v-bench {'run' if len(ids) == 1 else 'runs'} " + ", ".join(f"`{i}`" for i in ids), ""]
@@ -326,8 +371,9 @@ def markdown_report(groups: list[list[Run]]) -> str:
         if len(groups) > 1:
             lines += [f"## Group {i}", ""]
         from bench.report.tag_tables import tag_tables
-        lines += [settings_line(runs[0]), "", to_markdown(build_table(runs)), "", *breakdown_tables(runs),
-                  *tag_tables(runs), *markdown_notes(runs), ""]
+        table = build_table(runs, reference)
+        lines += [settings_line(runs[0]), "", to_markdown(table), "", *breakdown_tables(runs), *tag_tables(runs),
+                  *power_table(table), *markdown_notes(runs, table), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

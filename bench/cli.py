@@ -1,5 +1,5 @@
-"""Command line: t2v-bench run | generate | evaluate | train | report | compare | leaderboard | fvd-stats | score |
-export | ls.
+"""Command line: t2v-bench run | generate | evaluate | train | report | compare | leaderboard | power | fvd-stats |
+score | export | ls.
 
 Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
 keeps every finished video; a run with failed items exits 1.
@@ -32,6 +32,8 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"])
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--reference", help="method the paired comparisons in run.json are against (default: per_frame "
+                   "when present, else the first)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +145,8 @@ def _report_parsers(sub: Any) -> None:
     rep.add_argument("--latex-layout", choices=("textwidth", "columnwidth", "wide"), default="textwidth",
                      help="table.tex: quality and cost tables that fit a two-column paper's \\textwidth (default) "
                      "or one column, or one wide table with every column")
+    rep.add_argument("--reference", help="method the significance marks compare with (default: each record's own, "
+                     "else per_frame or the first)")
     cmp_ = sub.add_parser("compare", help="regression gate: exit 0 within tolerance, 1 on a regression, 2 bad input")
     cmp_.add_argument("baseline", metavar="BASELINE", help="baseline run folder or run.json")
     cmp_.add_argument("new", metavar="NEW", help="new run folder or run.json")
@@ -150,11 +154,20 @@ def _report_parsers(sub: Any) -> None:
     cmp_.add_argument("--fail-on", help="NAME:TOL,... where TOL is relative (-1%%) or absolute (-0.5) in the metric's "
                       f"worse direction, or 'off'; defaults: every quality metric {QUALITY_DEFAULT}, {defaults}")
     cmp_.add_argument("--markdown", metavar="PATH", help="also write the summary table to this Markdown file")
+    cmp_.add_argument("--mode", choices=["fixed", "paired"], default="fixed", help="fixed: tolerances on the "
+                      "recorded values (deterministic CPU runs); paired: one-sided paired test per video on the two "
+                      "runs' samples.jsonl, a regression only when NEW is worse beyond the tolerance (GPU runs)")
     lb = sub.add_parser("leaderboard", help="many run folders -> one ranked Markdown and HTML page")
     lb.add_argument("runs", nargs="+", metavar="RUN_DIR")
     lb.add_argument("--out", required=True, help="output folder for leaderboard.md and leaderboard.html")
     lb.add_argument("--rank-by", default="clip_score", help="metric (or s/video column key) to rank by")
-    for p in (rep, cmp_, lb):
+    pw = sub.add_parser("power", help="prompts x samples needed to detect a paired difference, from a run's variance")
+    pw.add_argument("run", metavar="RUN_DIR")
+    pw.add_argument("--metric", required=True, help="per-video metric, e.g. clip_score")
+    pw.add_argument("--delta", required=True, type=float, help="paired difference to detect, in the metric's units")
+    pw.add_argument("--method", help="only this method against the reference (default: every method)")
+    pw.add_argument("--reference", help="default: per_frame when present, else the first method")
+    for p in (rep, cmp_, lb, pw):
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
 
@@ -186,7 +199,9 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
 
     started = time.perf_counter()
     dist = init_dist()
-    runner = Runner(cfg, args.out, progress=not args.no_progress, dist=dist)
+    from bench.stats import default_reference
+    default_reference(list(cfg.methods), args.reference)  # a bad --reference fails now, not after generating
+    runner = Runner(cfg, args.out, progress=not args.no_progress, dist=dist, reference=args.reference)
     try:
         result = runner.run(stage)
     except KeyboardInterrupt:
@@ -259,7 +274,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.report.build import parse_formats, write_report
 
     files = write_report(args.runs, args.out, parse_formats(args.format), group=args.group,
-                         latex_layout=args.latex_layout)
+                         latex_layout=args.latex_layout, reference=args.reference)
     for path in files:
         print(path)
     return 0
@@ -273,8 +288,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from bench.store import atomic_write_bytes
 
+    gate = compare
+    if args.mode == "paired":
+        from bench.report.compare_paired import compare_paired as gate
     try:
-        result = compare(load_run(args.baseline), load_run(args.new), parse_fail_on(args.fail_on))
+        result = gate(load_run(args.baseline), load_run(args.new), parse_fail_on(args.fail_on))
     except UserError as exc:  # the summary file still says why the gate refused, so CI's artifact is never stale
         if args.markdown:
             atomic_write_bytes(Path(args.markdown), f"**not compared**: {exc}\n".encode())
@@ -290,6 +308,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     for path in write_leaderboard(args.runs, args.out, args.rank_by):
         print(path)
+    return 0
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    from bench.report.power import power_report
+
+    print(power_report(args.run, args.metric, args.delta, args.method, args.reference), end="")
     return 0
 
 
@@ -316,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ls":
             return cmd_ls(args)
         commands = {"report": cmd_report, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
-                    "score": cmd_score, "export": cmd_export}
+                    "score": cmd_score, "export": cmd_export, "power": cmd_power}
         return commands[args.command](args)
     except UserError as exc:
         if args.debug:

@@ -144,7 +144,7 @@ class Runner:
             with MemoryWatch(self.device) as mem:
                 stage_started = time.perf_counter()
                 warmup = True  # the session's first batch pays lazy init and allocator growth: kept, not timed
-                for batch in _with_progress(todo_batches, self._progress(n_todo, method_name)):
+                for b_i, batch in enumerate(_with_progress(todo_batches, self._progress(n_todo, method_name))):
                     try:
                         started = time.perf_counter()
                         videos = method.generate([it.request for it in batch])
@@ -159,7 +159,9 @@ class Runner:
                     if len(videos) != len(batch):
                         raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
                     for it, video in zip(batch, videos):
-                        self._save(it, video, elapsed / len(batch), method, warmup)
+                        # videos of one batch share one time: the batch id keeps them one unit in bench.stats
+                        self._save(it, video, elapsed / len(batch), method, warmup,
+                                   f"{self.dist.rank}:{stage_started:.3f}:{b_i}")
                         counts[method_name]["generated"] += 1
                     warmup = False
             counts[method_name]["stage_seconds"] = time.perf_counter() - stage_started
@@ -176,11 +178,12 @@ class Runner:
         from methods.base import count_parameters
         return {"params": {"trainable": count_parameters(method.trainable_parameters())}, **extra}
 
-    def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool) -> None:
+    def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool,
+              batch: str | None = None) -> None:
         if video.num_frames != item.request.num_frames:
             raise RuntimeError(f"{item.method} returned {video.num_frames} frames, {item.request.num_frames} requested")
         meta = {"key": item.key, "method": item.method, "sample": item.sample, "request": item.request.to_dict(),
-                "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"), "warmup": warmup,
+                "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"), "warmup": warmup, "batch": batch,
                 "info": video.info, "method_config_hash": self._config_hash(method)}
         self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
 
@@ -266,7 +269,7 @@ class Runner:
         return {"method": it.method, "prompt_id": it.prompt_id, "prompt": it.request.prompt, "sample": it.sample,
                 "seed": it.request.seed, "key": it.key, "video": self.store.relpath(stem.with_suffix(".mp4")),
                 "frames": self.store.relpath(stem.with_suffix(".npy")), "seconds": meta.get("seconds"),
-                "warmup": bool(meta.get("warmup")),
+                "warmup": bool(meta.get("warmup")), "batch": meta.get("batch"),
                 "metrics": {k: round(v, 6) for k, v in values.items()}}
 
     # ------------------------------------------------------------------ record

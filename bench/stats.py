@@ -196,19 +196,17 @@ class FixedReferenceFD:
         return float(diff @ diff + self.trace + np.trace(cov) - 2 * tr_sqrt)
 
 
-def compare_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedReferenceFD, reference: str = "", *,
-                 n_resamples: int = N_RESAMPLES_SET, seed: int = 0, margin: float = 0.0,
-                 alternative: str = "two-sided") -> Paired | None:
-    """FVD(A) - FVD(B) over the matched (prompt_id, sample) videos, resampling prompts (both methods' videos of
-    a prompt together); the permutation p swaps the two methods' videos of a prompt. `margin` is subtracted from
-    the statistic (the paired gate asks whether A is worse than B by more than it)."""
+def _paired_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedReferenceFD
+                 ) -> tuple[int, int, Callable[[np.ndarray], float]] | None:
+    """(pairs, prompts, FD of a set of prompt labels) over the matched videos: label i is prompt i of A, label
+    P + i prompt i of B; a label set may repeat labels (bootstrap). None below two prompts or four pairs."""
     keys = sorted(set(a) & set(b))
     prompts = sorted({k[0] for k in keys})
     if len(prompts) < 2 or len(keys) < 4:
         return None
     P, where = len(prompts), {p: i for i, p in enumerate(prompts)}
     both = np.stack([np.asarray(side[k], dtype=np.float64) for side in (a, b) for k in keys])
-    row_label = np.array([where[k[0]] + P * side for side in (0, 1) for k in keys])  # B's prompt i: label P + i
+    row_label = np.array([where[k[0]] + P * side for side in (0, 1) for k in keys])
     D = both.shape[1]
     label_n = np.bincount(row_label, minlength=2 * P).astype(np.float64)
     label_sum = np.zeros((2 * P, D))
@@ -220,7 +218,7 @@ def compare_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedRe
         np.add.at(label_outer, row_label, both[:, :, None] * both[:, None, :])
 
     def fd_of(labels: np.ndarray) -> float:
-        labels = labels.astype(int)
+        labels = np.asarray(labels).astype(int)
         c = np.bincount(labels, minlength=2 * P).astype(np.float64)
         if label_outer is not None:
             outer = np.tensordot(c, label_outer, 1)
@@ -229,16 +227,46 @@ def compare_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedRe
             outer = x.T @ x
         return fd.from_moments(c @ label_sum, outer, float(c @ label_n))
 
-    def diff_of(x: np.ndarray, y: np.ndarray) -> float:
-        return fd_of(x) - fd_of(y) - margin
+    return len(keys), P, fd_of
 
+
+def compare_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedReferenceFD, reference: str = "", *,
+                 n_resamples: int = N_RESAMPLES_SET, seed: int = 0) -> Paired | None:
+    """FVD(A) - FVD(B) over the matched (prompt_id, sample) videos: BCa interval resampling prompts (both methods'
+    videos of a prompt together), permutation p swapping the two methods' videos of a prompt."""
+    found = _paired_sets(a, b, fd)
+    if found is None:
+        return None
+    n_pairs, P, fd_of = found
     labels = np.arange(P)
-    delta = fd_of(labels) - fd_of(labels + P)
-    ci = _bootstrap((labels,), lambda s: diff_of(s, s + P) + margin, n_resamples, seed, vectorized=False)
+
+    def diff_of(x: np.ndarray, y: np.ndarray) -> float:
+        return fd_of(x) - fd_of(y)
+
+    ci = _bootstrap((labels,), lambda s: diff_of(s, s + P), n_resamples, seed, vectorized=False)
     p = stats.permutation_test((labels, labels + P), diff_of, permutation_type="samples", vectorized=False,
-                               n_resamples=n_resamples, alternative=alternative,
-                               rng=np.random.default_rng(seed)).pvalue
-    return Paired(reference, delta, ci, float(p), len(keys), P, TEST_NAME_SET)
+                               n_resamples=n_resamples, rng=np.random.default_rng(seed)).pvalue
+    return Paired(reference, diff_of(labels, labels + P), ci, float(p), n_pairs, P, TEST_NAME_SET)
+
+
+def set_excess_p(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedReferenceFD, margin: float, *,
+                 n_resamples: int = N_RESAMPLES_SET, seed: int = 0) -> tuple[float, tuple[float, float], float] | None:
+    """(FVD(A) - FVD(B), its 95% percentile interval, one-sided bootstrap p of H0: FVD(A) - FVD(B) <= margin),
+    resampling prompts. A shifted permutation test does not exist for a set statistic; the bootstrap p is the
+    share of resampled differences at or below the margin."""
+    found = _paired_sets(a, b, fd)
+    if found is None:
+        return None
+    _, P, fd_of = found
+    labels = np.arange(P)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap((labels,), lambda s: fd_of(s) - fd_of(s + P), n_resamples=n_resamples,
+                              method="percentile", vectorized=False, rng=np.random.default_rng(seed))
+    dist = np.asarray(res.bootstrap_distribution)
+    p = (1 + np.sum(dist <= margin)) / (1 + dist.size)
+    ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
+    return fd_of(labels) - fd_of(labels + P), ci, float(p)
 
 
 # ---------------------------------------------------------------------------------------------- power
@@ -315,11 +343,13 @@ def rank_intervals(stat_of: Callable[[np.ndarray], np.ndarray], n_prompts: int, 
 # ---------------------------------------------------------------------------------------------- run tables
 def values_of(samples: list[dict], method: str, metric: str) -> dict[Key, float]:
     """(prompt_id, sample) -> per-video value of one method's metric in samples.jsonl rows (finite values only);
-    `metric='seconds'` gives the per-video generation time."""
+    `metric='seconds'` gives the per-video generation time (warm-up videos left out)."""
     out: dict[Key, float] = {}
     for r in samples:
         if r.get("method") != method:
             continue
+        if metric == "seconds" and r.get("warmup"):
+            continue  # the session's first batch pays lazy init: not a time of the method
         v = r.get("seconds") if metric == "seconds" else r.get("metrics", {}).get(metric)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
             out[(str(r.get("prompt_id")), int(r.get("sample", 0)))] = float(v)

@@ -37,9 +37,9 @@ def load_groups(paths: list[str], group: bool) -> list[list[Run]]:
 
 
 def write_report(paths: list[str], out: str | Path | None, formats: list[str], group: bool = False,
-                 latex_layout: str = "textwidth") -> list[Path]:
+                 latex_layout: str = "textwidth", reference: str | None = None) -> list[Path]:
     """Write the requested formats; returns the files written (figures first, so the HTML can show them).
-    `latex_layout`: a key of bench.report.latex.LAYOUTS."""
+    `latex_layout`: a key of bench.report.latex.LAYOUTS; `reference`: the method significance marks compare with."""
     from bench.report import tables
 
     groups = load_groups(paths, group)
@@ -52,23 +52,23 @@ def write_report(paths: list[str], out: str | Path | None, formats: list[str], g
 
         for i, runs in enumerate(groups):
             prefix = f"group{i + 1}_" if len(groups) > 1 else ""
-            files = write_plots(tables.build_table(runs), out_dir / "plots", prefix)
+            files = write_plots(tables.build_table(runs, reference), out_dir / "plots", prefix)
             written += files
             plot_links[i] = [p.relative_to(out_dir).as_posix() for p in files if p.suffix == ".png"]
     if "md" in formats:
         written.append(out_dir / "report.md")
-        atomic_write_bytes(written[-1], tables.markdown_report(groups).encode())
+        atomic_write_bytes(written[-1], tables.markdown_report(groups, reference).encode())
     if "latex" in formats:
         from bench.report import latex
 
         parts = []
         for i, runs in enumerate(groups):
             label = f"tab:t2v-bench-{i + 1}" if len(groups) > 1 else "tab:t2v-bench"
-            parts.append(latex.to_latex(tables.build_table(runs), label, latex_layout))
+            parts.append(latex.to_latex(tables.build_table(runs, reference), label, latex_layout))
         written.append(out_dir / "table.tex")
         atomic_write_bytes(written[-1], (latex.PREAMBLE + "\n".join(parts) + "\n").encode())
     if "html" in formats:
         from bench.report.html import write_gallery
 
-        written.append(write_gallery(groups, out_dir, plot_links))
+        written.append(write_gallery(groups, out_dir, plot_links, reference))
     return written

@@ -64,8 +64,8 @@ def export_clip(run: Run, row: dict, media: Path, out: Path, fps: int) -> dict[s
             "alt": f"{row['method']}: {row.get('prompt', '')}"}
 
 
-def gallery_group(runs: list[Run], out: Path, plots: list[str]) -> dict[str, Any]:
-    table = build_table(runs)
+def gallery_group(runs: list[Run], out: Path, plots: list[str], reference: str | None = None) -> dict[str, Any]:
+    table = build_table(runs, reference)
     columns = [{"label": label, "colour": method_colour(method)} for label, (_, method) in table.rows.items()]
     prompts: dict[str, str] = {}
     cells: dict[tuple[str, str], list[dict]] = {}
@@ -84,7 +84,8 @@ def gallery_group(runs: list[Run], out: Path, plots: list[str]) -> dict[str, Any
             "caption": caption(table), "plots": plots, "columns": columns, "rows": rows}
 
 
-def write_gallery(groups: list[list[Run]], out: Path, plots: list[list[str]] | None = None) -> Path:
+def write_gallery(groups: list[list[Run]], out: Path, plots: list[list[str]] | None = None,
+                  reference: str | None = None) -> Path:
     """index.html + media/ under `out`; `plots[i]` are figure paths (relative to out) shown for group i."""
     out.mkdir(parents=True, exist_ok=True)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
@@ -92,7 +93,7 @@ def write_gallery(groups: list[list[Run]], out: Path, plots: list[list[str]] | N
     ids = [r.run_id for g in groups for r in g]
     html = env.get_template("gallery.html.j2").render(
         title=f"t2v-bench: {', '.join(ids)}", width=DISPLAY_WIDTH, version=bench.__version__,
-        groups=[gallery_group(g, out, (plots or [[]] * len(groups))[i]) for i, g in enumerate(groups)])
+        groups=[gallery_group(g, out, (plots or [[]] * len(groups))[i], reference) for i, g in enumerate(groups)])
     path = out / "index.html"
     path.write_text(html, encoding="utf-8")
     return path

@@ -9,6 +9,7 @@ import jinja2
 import bench
 from bench.errors import UserError, did_you_mean
 from bench.report.build import load_groups
+from bench.report.significance import rank_interval_labels
 from bench.report.tables import Table, build_table, caption, markdown_notes, settings_line, to_html, to_markdown
 from bench.store import atomic_write_bytes
 
@@ -23,6 +24,10 @@ table.results th,table.results td{padding:.25rem .6rem;border-bottom:1px solid #
 """, autoescape=True)
 
 
+RANK_NOTE = ("rank [lo, hi]: competition rank (ties share the best) and its 95% interval over 1000 bootstrap "
+             "resamples of the prompts every entry has (200 for a set-level metric such as FVD)")
+
+
 def ranked(table: Table, rank_by: str) -> tuple[Table, list[int]]:
     """Rows sorted best-first by `rank_by` in its own direction (missing values last); competition ranks (1, 1, 3)."""
     col = next((c for c in table.columns if c.key == rank_by), None)
@@ -33,19 +38,28 @@ def ranked(table: Table, rank_by: str) -> tuple[Table, list[int]]:
     order = values.sort_values(ascending=not col.higher_is_better, na_position="last").index
     ranks = values.rank(method="min", ascending=not col.higher_is_better).reindex(order)
     sorted_table = Table(table.values.reindex(order), table.ci.reindex(order), table.columns, table.runs,
-                         {label: table.rows[label] for label in order}, table.bounds)
+                         {label: table.rows[label] for label in order}, table.bounds, table.claims)
     return sorted_table, [0 if math.isnan(r) else int(r) for r in ranks]
+
+
+def with_intervals(table: Table, ranks: list[int], rank_by: str) -> list[str]:
+    """'rank [lo, hi]': the 95% interval of each entry's rank over a bootstrap of prompts (bench.stats)."""
+    col = next(c for c in table.columns if c.key == rank_by)
+    intervals = rank_interval_labels(table.runs, list(table.values.index), rank_by, bool(col.higher_is_better)) \
+        if col.kind == "metric" else {}
+    return [f"{r} {intervals[lab]}" if lab in intervals else str(r) for r, lab in zip(ranks, table.values.index)]
 
 
 def write_leaderboard(paths: list[str], out: str | Path, rank_by: str = "clip_score") -> list[Path]:
     runs = load_groups(paths, group=False)[0]
     table, ranks = ranked(build_table(runs), rank_by)
+    ranks = with_intervals(table, ranks, rank_by)
     out_dir = Path(out)
     title = f"t2v-bench leaderboard (ranked by {rank_by})"
-    md = "\n".join([f"# {title}", "", settings_line(runs[0]), "", to_markdown(table, ranks), "",
-                    *markdown_notes(runs)]).rstrip() + "\n"
+    md = "\n".join([f"# {title}", "", settings_line(runs[0]), "", to_markdown(table, ranks), "", RANK_NOTE, "",
+                    *markdown_notes(runs, table)]).rstrip() + "\n"
     html = PAGE.render(title=title, settings=settings_line(runs[0]).replace("**", ""), table=to_html(table, ranks),
-                       caption=caption(table), version=bench.__version__)
+                       caption=f"{caption(table)} {RANK_NOTE}", version=bench.__version__)
     files = [out_dir / "leaderboard.md", out_dir / "leaderboard.html"]
     atomic_write_bytes(files[0], md.encode())
     atomic_write_bytes(files[1], html.encode())

@@ -18,8 +18,9 @@ BEST_NOTE = ("Bold: the best value and every value not significantly different f
              "best, Holm across the table), shown only when some other value is significantly worse; peak memory "
              "and training columns are single measurements, their best bold and second underlined as measured")
 SPEED_NOTE = ("s/video is the median seconds per video (warm-up excluded) [95% distribution-free interval of the "
-              "median]; the fastest is bold only when its interval is disjoint from the others'. Methods are timed "
-              "one after another, not interleaved: drift in machine load between methods is not in the interval")
+              "median over timed batches, given from 6 batches on]; the fastest is bold only when every s/video has "
+              "an interval and the fastest's is disjoint from the others'. Methods are timed one after another, not "
+              "interleaved: drift in machine load between methods is not in the interval")
 
 
 @dataclass
@@ -34,10 +35,12 @@ class Claims:
 
 
 def timed_seconds(run: Run, method: str) -> list[float]:
-    """Per-video seconds of a method, warm-up videos excluded (unless that is all there is)."""
+    """Seconds per video of a method, one value per generated batch (the videos of a batch share one time, so
+    they are one measurement), warm-up excluded (unless that is all there is)."""
     rows = [r for r in run.samples if r.get("method") == method and isinstance(r.get("seconds"), (int, float))]
     timed = [r for r in rows if not r.get("warmup")] or rows
-    return [float(r["seconds"]) for r in timed]
+    units = {r.get("batch") or ("video", i): float(r["seconds"]) for i, r in enumerate(timed)}
+    return list(units.values())
 
 
 def run_comparisons(run: Run, reference: str | None = None) -> dict[str, dict[str, dict]]:

@@ -25,6 +25,7 @@ def test_ls_lists_methods_metrics_suites_configs(capsys):
     (["run", "--prompts", "no/such/file.yaml"], "does not exist"),
     (["run", "--prompts", "smok"], "did you mean 'smoke'"),
     (["run", "--config", "smok"], "did you mean 'smoke'"),
+    (["run", "--reference", "per_frme"], "did you mean 'per_frame'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, tmp_path, argv, needle):
     code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "run"))

@@ -1,6 +1,7 @@
 """End to end on the tiny models: records, resume after a crash or Ctrl-C, refusing a different config."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -51,6 +52,15 @@ def test_run_writes_record_samples_report_and_videos(tmp_path):
         assert (out / r["video"]).stat().st_size > 0 and (out / r["frames"]).is_file()
     report = (out / "report.md").read_text()
     assert "per_frame" in report and "animatediff" in report and "plumbing check" in report
+    # paired comparisons against the reference (bench.stats), FVD's from the reference kept in the run folder
+    for metric in ("clip_score", "temporal_flickering", "fvd"):
+        vs = record["methods"]["animatediff"]["metrics"][metric]["vs_reference"]
+        assert vs["reference"] == "per_frame" and vs["n_pairs"] == n_prompts and vs["p_holm"] >= vs["p_value"]
+        assert "vs_reference" not in record["methods"]["per_frame"]["metrics"][metric]
+    from bench.stats import features_of, load_set_references
+    fd = load_set_references(out)["fvd"]
+    feats = np.stack(list(features_of(rows, "per_frame", "fvd").values()))
+    assert fd(feats) == pytest.approx(record["methods"]["per_frame"]["metrics"]["fvd"]["value"], rel=1e-4)
 
 
 def test_rerun_skips_finished_items(tmp_path):

@@ -30,7 +30,8 @@ ALPHA = 0.05
 LEVEL = 0.95
 POWER = 0.80
 N_RESAMPLES = 9999  # per-video metrics: vectorised, milliseconds
-N_RESAMPLES_SET = 199  # set-level metrics: two Fréchet distances per resample
+N_RESAMPLES_SET = 1999  # set-level metrics: two Fréchet distances per resample (batched; small Gram matrices
+# while videos < feature dimensions); least two-sided p 0.001, so Holm across a few dozen tests can still reject
 TEST_NAME = ("paired over prompts (pairs matched by prompt_id, sample); 95% BCa bootstrap CI (scipy.stats.bootstrap), "
              "two-sided sign-flip permutation p (scipy.stats.permutation_test); p_holm: Holm across the table")
 TEST_NAME_SET = ("set-level, paired over prompts: 95% BCa bootstrap CI of the FVD difference, two-sided permutation "
@@ -184,16 +185,39 @@ class FixedReferenceFD:
         return cls(mu.numpy(), cov.numpy())
 
     def __call__(self, feats: np.ndarray) -> float:
-        return self.from_moments(feats.sum(0), feats.T @ feats, feats.shape[0])
+        x = np.asarray(feats, dtype=np.float64)
+        return float(self.weighted(x, np.ones((1, len(x))))[0])
 
-    def from_moments(self, total: np.ndarray, outer: np.ndarray, n: float) -> float:
-        """FD of the set with sum `total`, sum of outer products `outer` and size n (covariance N-1)."""
-        mu = total / n
-        cov = (outer - n * np.outer(mu, mu)) / (n - 1)
-        mid = self.root @ cov @ self.root
-        tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((mid + mid.T) / 2), 0, None)).sum()
-        diff = mu - self.mu
-        return float(diff @ diff + self.trace + np.trace(cov) - 2 * tr_sqrt)
+    def weighted(self, x: np.ndarray, w: np.ndarray, x_root: np.ndarray | None = None) -> np.ndarray:
+        """FD of the rows x (R, D) for each weight row of w (B, R): row j counted w[b, j] times (a resample),
+        covariance N-1; (B,) values. With fewer rows than dimensions the trace term comes from the weighted
+        Gram matrix of the rows (the same nonzero eigenvalues as √Σr Σf √Σr, and far smaller)."""
+        R, D = x.shape
+        gram = R < D
+        xr = x_root if x_root is not None else x @ self.root
+        sq = (x * x).sum(1)
+        kernel = xr @ xr.T if gram else None  # the Gram matrix of a resample is this, recentred and reweighted
+        out = np.empty(len(w))
+        step = max(1, 2**22 // ((R if gram else D) ** 2 + R * D))  # bounded memory per chunk
+        for lo in range(0, len(w), step):
+            wc = w[lo:lo + step]
+            n = wc.sum(1)
+            mu = wc @ x / n[:, None]
+            tr_cov = (wc @ sq - n * (mu * mu).sum(1)) / (n - 1)
+            if gram:  # (xr_i - m)·(xr_j - m) = K_ij - u_i - u_j + m·m, with m = mu @ root, u = xr @ m
+                m = mu @ self.root
+                u = m @ xr.T
+                centred = kernel[None] - u[:, :, None] - u[:, None, :] + (m * m).sum(1)[:, None, None]
+                sw = np.sqrt(wc)
+                mid = sw[:, :, None] * centred * sw[:, None, :]
+            else:
+                cov = np.einsum("br,rd,re->bde", wc, x, x) - n[:, None, None] * mu[:, :, None] * mu[:, None, :]
+                mid = self.root @ cov @ self.root
+            mid = (mid + mid.transpose(0, 2, 1)) / (2 * (n - 1)[:, None, None])
+            tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(mid), 0, None)).sum(1)
+            diff = mu - self.mu
+            out[lo:lo + step] = (diff * diff).sum(1) + self.trace + tr_cov - 2 * tr_sqrt
+        return out
 
 
 def _paired_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedReferenceFD
@@ -206,26 +230,16 @@ def _paired_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedRe
         return None
     P, where = len(prompts), {p: i for i, p in enumerate(prompts)}
     both = np.stack([np.asarray(side[k], dtype=np.float64) for side in (a, b) for k in keys])
-    row_label = np.array([where[k[0]] + P * side for side in (0, 1) for k in keys])
-    D = both.shape[1]
-    label_n = np.bincount(row_label, minlength=2 * P).astype(np.float64)
-    label_sum = np.zeros((2 * P, D))
-    np.add.at(label_sum, row_label, both)
-    # per-label second moments make a resample a few small products; kept only while they are small
-    label_outer = None
-    if 2 * P * D * D <= 2**24:
-        label_outer = np.zeros((2 * P, D, D))
-        np.add.at(label_outer, row_label, both[:, :, None] * both[:, None, :])
+    row_label = np.array([where[k[0]] + P * side for side in (0, 1) for k in keys])  # B's prompt i: P + i
+    both_root = both @ fd.root
 
-    def fd_of(labels: np.ndarray) -> float:
-        labels = np.asarray(labels).astype(int)
-        c = np.bincount(labels, minlength=2 * P).astype(np.float64)
-        if label_outer is not None:
-            outer = np.tensordot(c, label_outer, 1)
-        else:
-            x = both[np.concatenate([np.flatnonzero(row_label == lab) for lab in labels])]
-            outer = x.T @ x
-        return fd.from_moments(c @ label_sum, outer, float(c @ label_n))
+    def fd_of(labels: np.ndarray) -> np.ndarray:
+        """FVD per row of labels (..., k): every row a set of prompt labels; returns shape labels.shape[:-1]."""
+        lab = np.asarray(labels).astype(int)
+        flat = lab.reshape(-1, lab.shape[-1])
+        counts = np.zeros((len(flat), 2 * P))
+        np.add.at(counts, (np.arange(len(flat))[:, None], flat), 1.0)
+        return fd.weighted(both, counts[:, row_label], both_root).reshape(lab.shape[:-1])
 
     return len(keys), P, fd_of
 
@@ -240,13 +254,13 @@ def compare_sets(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedRe
     n_pairs, P, fd_of = found
     labels = np.arange(P)
 
-    def diff_of(x: np.ndarray, y: np.ndarray) -> float:
-        return fd_of(x) - fd_of(y)
+    def diff_of(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return fd_of(np.moveaxis(x, axis, -1)) - fd_of(np.moveaxis(y, axis, -1))
 
-    ci = _bootstrap((labels,), lambda s: diff_of(s, s + P), n_resamples, seed, vectorized=False)
-    p = stats.permutation_test((labels, labels + P), diff_of, permutation_type="samples", vectorized=False,
+    ci = _bootstrap((labels,), lambda s, axis=-1: diff_of(s, s + P, axis), n_resamples, seed, vectorized=True)
+    p = stats.permutation_test((labels, labels + P), diff_of, permutation_type="samples", vectorized=True,
                                n_resamples=n_resamples, rng=np.random.default_rng(seed)).pvalue
-    return Paired(reference, diff_of(labels, labels + P), ci, float(p), n_pairs, P, TEST_NAME_SET)
+    return Paired(reference, float(diff_of(labels, labels + P)), ci, float(p), n_pairs, P, TEST_NAME_SET)
 
 
 def set_excess_p(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedReferenceFD, margin: float, *,
@@ -261,12 +275,13 @@ def set_excess_p(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedRe
     labels = np.arange(P)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = stats.bootstrap((labels,), lambda s: fd_of(s) - fd_of(s + P), n_resamples=n_resamples,
-                              method="percentile", vectorized=False, rng=np.random.default_rng(seed))
+        res = stats.bootstrap((labels,), lambda s, axis=-1: fd_of(np.moveaxis(s, axis, -1))
+                              - fd_of(np.moveaxis(s, axis, -1) + P), n_resamples=n_resamples, method="percentile",
+                              vectorized=True, rng=np.random.default_rng(seed))
     dist = np.asarray(res.bootstrap_distribution)
     p = (1 + np.sum(dist <= margin)) / (1 + dist.size)
     ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
-    return fd_of(labels) - fd_of(labels + P), ci, float(p)
+    return float(fd_of(labels) - fd_of(labels + P)), ci, float(p)
 
 
 # ---------------------------------------------------------------------------------------------- power

@@ -121,14 +121,19 @@ def test_median_ci_uses_order_statistics():
 
 
 def test_fixed_reference_fd_matches_the_metric_and_a_set_shift_is_detected():
-    from bench.metrics.frechet import FeatureSums
-    from bench.metrics.fvd import fvd_from_features
+    from bench.metrics.frechet import FeatureSums, frechet_distance
 
     rng = np.random.default_rng(5)
     ref = FeatureSums.from_features(torch.tensor(rng.normal(size=(80, 6))))
     fd = stats.FixedReferenceFD.from_sums(ref)
     f = rng.normal(size=(20, 6))
-    assert fd(f) == pytest.approx(fvd_from_features(torch.tensor(f), ref), rel=1e-9)
+    # what FVD.compute does: reference first, the symmetric root taken of the reference
+    expected = frechet_distance(*ref.mean_cov(), *FeatureSums.from_features(torch.tensor(f)).mean_cov())
+    assert fd(f) == pytest.approx(expected, rel=1e-7)  # sums-of-squares algebra: ~1e-9 rounding
+    # fewer rows than dimensions takes the Gram-matrix path; repeated rows equal weights
+    wide = rng.normal(size=(5, 12))
+    fd12 = stats.FixedReferenceFD(np.zeros(12), np.eye(12))
+    assert fd12.weighted(wide, np.full((1, 5), 3.0))[0] == pytest.approx(fd12(np.concatenate([wide] * 3)), rel=1e-7)
     near = {(f"p{i}", 0): f[i] for i in range(20)}
     far = {(f"p{i}", 0): f[i] + 0.8 for i in range(20)}
     res = stats.compare_sets(far, near, fd, "near", n_resamples=99)

@@ -105,8 +105,8 @@ def _paired_gate(base: Run, new: Run, method: str, name: str, hib: bool, tol: To
     key = "seconds" if name == "sec_per_video" else name
     a, b = stats.values_of(new.samples, method, key), stats.values_of(base.samples, method, key)
     if key == "seconds":  # the videos of one batch share one time: a baseline batch is one unit, not its prompts
-        batch = {(str(r.get("prompt_id")), int(r.get("sample", 0))): str(r.get("batch") or r.get("prompt_id"))
-                 for r in base.samples if r.get("method") == method}
+        batch = {(str(r.get("prompt_id")), int(r.get("sample", 0))): str(r.get("batch") or r.get("seconds"))
+                 for r in base.samples if r.get("method") == method}  # no batch id (older runs): equal times
         a, b = ({(batch.get(k, k[0]), f"{k[0]}/{k[1]}"): v for k, v in d.items()} for d in (a, b))
     xa, xb, _ = stats.matched(a, b)
     if xa.size < 2:

@@ -39,7 +39,8 @@ def timed_seconds(run: Run, method: str) -> list[float]:
     they are one measurement), warm-up excluded (unless that is all there is)."""
     rows = [r for r in run.samples if r.get("method") == method and isinstance(r.get("seconds"), (int, float))]
     timed = [r for r in rows if not r.get("warmup")] or rows
-    units = {r.get("batch") or ("video", i): float(r["seconds"]) for i, r in enumerate(timed)}
+    # rows of older runs carry no batch id: a batch's videos are the ones with the identical time (elapsed / size)
+    units = {r.get("batch") or ("seconds", float(r["seconds"])): float(r["seconds"]) for r in timed}
     return list(units.values())
 
 

@@ -143,7 +143,8 @@ def test_caption_math_and_text_escapes(tmp_path):
 def test_cells_use_math_minus_and_small_intervals():
     table = build_table([load_run(DATA / "run_a")])
     cells = latex.latex_cells(table)
-    assert cells.at["per_frame", "clip_score"] == r"\underline{$-$10.45{\scriptsize\,$\pm$ 0.37}}"
+    # no second best in a metric column (and with 2 prompts no best): the cell is the value and its t interval
+    assert cells.at["per_frame", "clip_score"] == r"$-$10.45{\scriptsize\,$\pm$ 3.04}"
     assert cells.at["t2v_zero", "trainable_params"] == "--"
 
 

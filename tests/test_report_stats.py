@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from scipy import stats as sps
 from bench import stats
 from bench.cli import main
 from bench.report.records import load_run
-from bench.report.tables import build_table, ranks, to_html, to_latex, to_markdown
+from bench.report.latex import to_latex
+from bench.report.tables import build_table, ranks, to_html, to_markdown
 
 BASE = Path(__file__).parent / "data" / "reports" / "run_a" / "run.json"
 
@@ -60,12 +63,13 @@ def test_a_real_shift_is_marked_in_every_format_and_noise_is_not(tmp_path):
     run = load_run(make_run(tmp_path / "r", {"per_frame": 0.0, "better": 2.0, "same": 0.0}))
     table = build_table([run])
     assert table.claims.vs_reference == {("better", "clip_score"): 1}
-    md, tex, html = to_markdown(table), to_latex(table, "caption"), to_html(table)
+    md, tex, html = to_markdown(table), to_latex(table), to_html(table)
     better_line = next(line for line in md.splitlines() if line.startswith("| better"))
     assert "†" in better_line and "**" in better_line
     assert not any("†" in line or "**" in line.split("|")[2] for line in md.splitlines()
                    if line.startswith(("| per_frame", "| same")))
-    assert r"$^\dagger$" in tex and "textbf{" in tex.split("better")[1].split("\\\\")[0]
+    better_tex = "".join(line for line in tex.splitlines() if line.startswith("better &"))
+    assert r"$^\dagger$" in better_tex and r"\textbf{" in better_tex and r"\dag{}" in tex  # cell, caption
     assert "†" in html and "font-weight: bold" in html
 
 
@@ -155,3 +159,18 @@ def test_power_command_matches_a_simulation(tmp_path, capsys):
     assert rate(need) >= stats.POWER - 0.012 and rate(max(2, need * 2 // 3)) < stats.POWER
     assert main(["power", str(run_dir), "--metric", "clip_scor", "--delta", "1"]) == 2
     assert "did you mean 'clip_score'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex (.ci/run installs it)")
+def test_latex_with_significance_marks_compiles(tmp_path):
+    from bench.report.build import write_report
+
+    run = make_run(tmp_path / "r", {"per_frame": 0.0, "better": 2.0, "worse": -2.0})
+    write_report([str(run)], tmp_path / "out", ["latex"])
+    tex = (tmp_path / "out" / "table.tex").read_text()
+    assert r"$^\dagger$" in tex and r"$^\ddagger$" in tex
+    (tmp_path / "paper.tex").write_text("\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n"
+                                        f"\\begin{{document}}\n{tex}\nText.\n\\end{{document}}\n")
+    proc = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:]

@@ -84,7 +84,7 @@ def test_round_trip_generate_export_score(generated, capsys):
 
 
 def test_tag_breakdown_matches_a_hand_computation(generated):
-    """by_tag from run.json against means and 1.96-standard-error intervals computed here from samples.jsonl."""
+    """by_tag from run.json against means and Student-t 95% intervals computed here from samples.jsonl."""
     root = generated
     rows = [json.loads(line) for line in (root / "gen" / "samples.jsonl").read_text().splitlines()]
     tags = {p["id"]: p["tags"] for p in PROMPTS}
@@ -93,7 +93,8 @@ def test_tag_breakdown_matches_a_hand_computation(generated):
     for tag, s in by_tag.items():
         values = [r["metrics"]["clip_score"] for r in rows if tag in tags[r["prompt_id"]]]
         assert s["n"] == len(values) == 2
-        mean, half = statistics.fmean(values), 1.96 * statistics.stdev(values) / math.sqrt(len(values))
+        t975 = {2: 12.7062047}[len(values)]  # Student t, 1 degree of freedom (bench.stats.mean_ci)
+        mean, half = statistics.fmean(values), t975 * statistics.stdev(values) / math.sqrt(len(values))
         assert s["mean"] == pytest.approx(mean, abs=1e-5)
         assert s["ci95"] == pytest.approx([mean - half, mean + half], abs=1e-5)
     assert "by prompt tag" in (root / "gen" / "report.md").read_text()

@@ -209,7 +209,8 @@ def test_record_fields(smoke, reference):
     rec = m.describe()
     assert rec["protocol"] == "fvd_smoke_8f" and rec["num_frames"] == 8 and rec["smoke"] is True
     assert rec["n_real"] == 24 and rec["n_fake"] == 3 and rec["covariance_denominator"] == "N-1"
-    assert rec["reference"]["name"] == reference.name and rec["reference"]["sha256"] == reference.sha256
+    assert rec["reference"]["name"] == reference.name and rec["reference"]["identity"] == reference.identity
+    assert rec["reference"]["identity"]["seed"] == 0 and rec["reference"]["stats"]["n"] == reference.sums.count
     assert rec["detector"]["kind"] == "smoke" and rec["detector"]["sha256"] == smoke.sha256
     assert rec["frame_offset_rule"] == "random" and rec["comparable"] is False
     assert len(rec["not_comparable_because"]) == 2

@@ -24,6 +24,8 @@ class BaseModelConfig(_Strict):
 
     model: str = Field("tiny", description="'tiny' (built in code), a hub id, or a local diffusers folder")
     revision: str | None = None
+    config: str | None = Field(None, description="for a single-file model (.safetensors/.ckpt with LDM keys): the "
+                               "diffusers config folder or hub id of its family (default: SD 1.5's, from the cache)")
     unet: str | None = Field(None, description="personalized UNet: a folder (or hub id) holding a diffusers UNet")
     lora: str | None = Field(None, description="LoRA weights (.safetensors file, folder or hub id) fused into the UNet")
     lora_scale: float = 1.0

@@ -242,11 +242,16 @@ def load_unet(spec: str, revision: str | None = None):
 
 def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | None = None, lora: str | None = None,
               lora_scale: float = 1.0, seed: int = 0, device: torch.device | str = "cpu",
-              dtype: torch.dtype = torch.float32) -> BaseComponents:
-    """Load the base T2I: 'tiny', a hub id or a local diffusers folder; optionally swap in a personalized UNet
-    and fuse a LoRA."""
+              dtype: torch.dtype = torch.float32, config: str | None = None) -> BaseComponents:
+    """Load the base T2I: 'tiny', a hub id, a local diffusers folder, or a single .safetensors/.ckpt file (with
+    `config`, the diffusers config folder or hub id of its family); optionally swap in a personalized UNet and
+    fuse a LoRA (diffusers or kohya/A1111 format)."""
+    from bench.checkpoints import is_checkpoint_file
+
     if model == "tiny":
         components = tiny_components(seed)
+    elif is_checkpoint_file(model):  # a single-file personalized base (CivitAI-style LDM keys)
+        components = _single_file_components(model, config)
     else:
         name = model
         if model == "toy":  # the toy-world base the project trains and ships (bench/toy/weights/base)
@@ -273,7 +278,25 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
     if lora:
         _fuse_lora(components, lora, lora_scale)
         components.source.update(lora=lora, lora_scale=lora_scale)
+        if Path(lora).expanduser().is_file():  # by content too: a path says nothing about what the file held
+            from bench.checkpoints import fingerprint_file
+            components.source["lora_sha256"] = fingerprint_file(lora)
     return components.to(device, dtype)
+
+
+def _single_file_components(path: str, config: str | None) -> BaseComponents:
+    from diffusers import DDIMScheduler
+
+    from bench.checkpoints import DEFAULT_BASE_CONFIG, file_record, load_single_file_base
+
+    if not Path(path).expanduser().is_file():
+        raise UserError(f"base model file '{path}' does not exist; pass an existing .safetensors/.ckpt file, a "
+                        "diffusers folder or a hub id")
+    pipe = load_single_file_base(path, config)
+    return BaseComponents(vae=pipe.vae, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer, unet=pipe.unet,
+                          scheduler=DDIMScheduler.from_config(pipe.scheduler.config),
+                          source={"model": path, "single_file": file_record(path),
+                                  "config": config or DEFAULT_BASE_CONFIG})
 
 
 def _fuse_lora(components: BaseComponents, lora: str, scale: float) -> None:

@@ -114,7 +114,7 @@ class Runner:
         if self._base is None:
             b = self.cfg.base
             self._base = load_base(b.model, revision=b.revision, unet=b.unet, lora=b.lora, lora_scale=b.lora_scale,
-                                   seed=b.seed, device=self.device, dtype=self.dtype)
+                                   seed=b.seed, device=self.device, dtype=self.dtype, config=b.config)
         return self._base
 
     def build_method(self, name: str):

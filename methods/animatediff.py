@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 import torch
 
+from bench.checkpoints import LORA_OPTIONS, checkpoint_record
 from bench.errors import UserError
 from bench.models import BaseComponents
 from methods.base import LatentVideoMethod
@@ -50,6 +51,9 @@ def load_motion_adapter(spec: str, unet_config: Any, seed: int = 0, toy_folder: 
 
     if spec == "tiny":
         return tiny_motion_adapter(unet_config, seed)
+    from bench.checkpoints import is_checkpoint_file, load_motion_adapter_file
+    if is_checkpoint_file(spec):  # an original AnimateDiff motion module (mm_sd_v15_v2.ckpt, v3_sd15_mm.ckpt)
+        return load_motion_adapter_file(spec)
     spec = resolve_shipped(spec, toy_folder)  # 'toy': the adapter trained on the toy world for the toy base
     _check_source(spec, "motion_adapter")
     return _from_pretrained(MotionAdapter, spec, "motion adapter")
@@ -68,6 +72,8 @@ def build_motion_unet(base: BaseComponents, options: dict[str, Any], toy_folder:
     except (ValueError, RuntimeError) as exc:
         raise UserError(f"motion adapter '{options['motion_adapter']}' does not fit the base UNet "
                         f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
+    from bench.checkpoints import fuse_lora_files, lora_specs
+    fuse_lora_files(base, unet, adapter, lora_specs(options))  # MotionLoRA / v3 domain adapter, if any
     unet.to(base.device)
     if unet.dtype != base.dtype:  # skip a no-op cast: diffusers warns on every .to(dtype)
         unet.to(base.dtype)
@@ -82,7 +88,8 @@ class AnimateDiff(LatentVideoMethod):
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
-        return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False}
+        return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False,
+                **LORA_OPTIONS}
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
@@ -94,6 +101,7 @@ class AnimateDiff(LatentVideoMethod):
         if self.options["motion_adapter"] == "toy":  # same name, retrainable weights: key on their content
             from bench.models import weights_fingerprint
             cfg["motion_adapter_sha256"] = weights_fingerprint(self.trained_weights())
+        cfg.update(checkpoint_record(self.options))
         return cfg
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:

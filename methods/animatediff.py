@@ -15,6 +15,7 @@ from bench.checkpoints import LORA_OPTIONS, checkpoint_record
 from bench.errors import UserError
 from bench.models import BaseComponents
 from methods.base import LatentVideoMethod
+from methods.long_video import LONG_VIDEO_OPTIONS, LongVideoMixin
 
 
 def zero_motion_proj_out(adapter: torch.nn.Module) -> int:
@@ -80,7 +81,7 @@ def build_motion_unet(base: BaseComponents, options: dict[str, Any], toy_folder:
     return unet.eval().requires_grad_(False), adapter
 
 
-class AnimateDiff(LatentVideoMethod):
+class AnimateDiff(LongVideoMixin, LatentVideoMethod):
     name = "animatediff"
     version = "1"
     weights_option = "motion_adapter"
@@ -89,19 +90,20 @@ class AnimateDiff(LatentVideoMethod):
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
         return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False,
-                **LORA_OPTIONS}
+                **LORA_OPTIONS, **LONG_VIDEO_OPTIONS}
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
         self.unet, self.adapter = build_motion_unet(base, self.options, self.toy_weights)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
+        self.setup_long_video()
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
         if self.options["motion_adapter"] == "toy":  # same name, retrainable weights: key on their content
             from bench.models import weights_fingerprint
             cfg["motion_adapter_sha256"] = weights_fingerprint(self.trained_weights())
-        cfg.update(checkpoint_record(self.options))
+        cfg.update(checkpoint_record(self.options), **self.long_video_record())
         return cfg
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:

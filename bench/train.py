@@ -105,6 +105,9 @@ def build_task(target: str, cfg: TrainConfig) -> Task:
     if target == "video-features":
         from bench.toy.video_features import VideoFeaturesTask
         return VideoFeaturesTask(cfg)
+    if target == "motion-lora":
+        from bench.toy.motion_loras import MotionLoraTask
+        return MotionLoraTask(cfg)
     from bench.train_tasks import MethodTask
     return MethodTask(target, cfg)
 

@@ -76,8 +76,8 @@ class MethodTask(DiffusionLoss):
         for p in self._params:  # the base and everything else stays frozen
             p.requires_grad_(True)
         self.ddpm = DDPMScheduler.from_config(self.base.scheduler.config)
-        self.train_z, self.train_e = self._encode(clips_for(cfg, validation=False))
-        self.val_z, self.val_e = self._encode(clips_for(cfg, validation=True))
+        self.train_z, self.train_e = self._encode(self.clips(validation=False))
+        self.val_z, self.val_e = self._encode(self.clips(validation=True))
         self.uncond = self.method.encode_prompts([""])[0]
         g = torch.Generator("cpu").manual_seed(12345)  # fixed validation noise and timesteps
         self.val_noise = torch.randn(self.val_z.shape, generator=g)
@@ -94,6 +94,9 @@ class MethodTask(DiffusionLoss):
         captions = [c.caption for c in clips]
         embeds = torch.cat([self.method.encode_prompts(captions[i:i + 64]) for i in range(0, len(captions), 64)])
         return torch.stack(latents).float(), embeds.float()
+
+    def clips(self, validation: bool):
+        return clips_for(self.cfg, validation)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return self._params

@@ -170,8 +170,8 @@ def test_motion_lora_and_domain_adapter_fuse_at_their_scales(tmp_path, tiny_base
                          domain_adapter_lora=str(tmp_path / "v3_sd15_adapter.ckpt"), domain_adapter_scale=0.3)
     checks = [("down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.to_q",
                "down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.0.processor.to_q_lora.down.weight", motion, 0.6),
-              ("up_blocks.1.motion_modules.2.transformer_blocks.0.attn2.to_out.0",
-               "up_blocks.1.motion_modules.2.temporal_transformer.transformer_blocks.0.attention_blocks.1.processor.to_out_lora.down.weight", motion, 0.6),
+              ("up_blocks.1.motion_modules.1.transformer_blocks.0.attn2.to_out.0",
+               "up_blocks.1.motion_modules.1.temporal_transformer.transformer_blocks.0.attention_blocks.1.processor.to_out_lora.down.weight", motion, 0.6),
               ("down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v",
                "down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor.to_v_lora.down.weight", domain, 0.3)]
     for module, key, state, scale in checks:

@@ -26,12 +26,13 @@ import torch  # noqa: E402
 from bench.train import _step_generator, build_task, load_train_config  # noqa: E402
 
 CONFIGS = {"animatediff": "toy-animatediff", "magicvideo": "toy-magicvideo", "simda": "toy-simda",
-           "dual_stream": "toy-dual-stream"}
+           "dual_stream": "toy-dual-stream", "motion_lora": "toy-motion-lora-left"}
+TARGETS = {"motion_lora": "motion-lora"}  # train targets whose name is not the method's
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--methods", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--methods", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=5, help="optimizer steps per method per round")
     ap.add_argument("--threads", type=int, default=1)
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in args.methods:
         cfg = load_train_config(CONFIGS[name], {"num_train": 16, "num_val": 4})
         torch.manual_seed(cfg.seed)
-        tasks[name] = (build_task(name, cfg), cfg)
+        tasks[name] = (build_task(TARGETS.get(name, name), cfg), cfg)
         opts[name] = torch.optim.AdamW(tasks[name][0].parameters(), lr=cfg.lr)
     times: dict[str, list[float]] = {name: [] for name in tasks}
     step = 0

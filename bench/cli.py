@@ -16,6 +16,13 @@ from typing import Any, Sequence
 from bench.errors import UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the fix), like every other bad input; --help still prints usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="config name (see `t2v-bench ls configs`) or a YAML path; default: toy")
     p.add_argument("--methods", help="comma-separated subset of methods, e.g. per_frame,animatediff")
@@ -37,7 +44,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="t2v-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="t2v-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("run", "generate, evaluate and write run.json + report.md (default: the toy config)"),
@@ -150,9 +157,9 @@ def _report_parsers(sub: Any) -> None:
     cmp_ = sub.add_parser("compare", help="regression gate: exit 0 within tolerance, 1 on a regression, 2 bad input")
     cmp_.add_argument("baseline", metavar="BASELINE", help="baseline run folder or run.json")
     cmp_.add_argument("new", metavar="NEW", help="new run folder or run.json")
-    defaults = ",".join(f"{k}:{v}" for k, v in DEFAULT_FAIL_ON.items())
+    defaults = ",".join(f"{k}:{v}" for k, v in DEFAULT_FAIL_ON.items()).replace("%", "%%")  # argparse %-formats help
     cmp_.add_argument("--fail-on", help="NAME:TOL,... where TOL is relative (-1%%) or absolute (-0.5) in the metric's "
-                      f"worse direction, or 'off'; defaults: every quality metric {QUALITY_DEFAULT}, {defaults}")
+                      f"worse direction, or 'off'; defaults: every quality metric {QUALITY_DEFAULT.replace('%', '%%')}, {defaults}")
     cmp_.add_argument("--markdown", metavar="PATH", help="also write the summary table to this Markdown file")
     cmp_.add_argument("--mode", choices=["fixed", "paired"], default="fixed", help="fixed: tolerances on the "
                       "recorded values (deterministic CPU runs); paired: one-sided paired test per video on the two "
@@ -189,9 +196,11 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
     from bench.runner import Runner
 
     cfg = load_config(args.config, _overrides(args))
-    if args.methods:
+    if args.methods is not None:
         from bench.registry import METHODS
         wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+        if not wanted:
+            raise UserError(f"--methods {args.methods!r} names no method; choose from: {', '.join(METHODS.names())}")
         for name in wanted:
             METHODS.target(name)
         cfg = cfg.model_copy(update={"methods": {m: cfg.methods.get(m, {}) for m in wanted}})
@@ -211,13 +220,23 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
     elapsed = time.perf_counter() - started
     if not dist.is_main:
         return 0
-    for method, c in result.counts.items():
-        print(f"{method}: {c['generated']} generated, {c['skipped']} already done, {c['failed']} failed")
+    missing = failed = 0
+    for method, entry in result.record.get("methods", {}).items():
+        c = {**entry["counts"], **result.counts.get(method, {})}
+        gap = c["planned"] - c["finished"]
+        missing, failed = missing + gap, failed + c["failed"]
+        print(f"{method}: {c['generated']} generated, {c['skipped']} already done, {c['failed']} failed"
+              + (f", {gap} of {c['planned']} planned videos missing" if gap else ""))
     print(f"run folder: {result.out_dir}  ({elapsed:.1f} s)")
     if (result.out_dir / "report.md").exists():
         print(f"report: {result.out_dir / 'report.md'}")
-    if result.failed:
-        print(f"error: {result.failed} item(s) failed (see the log above); rerun to retry them", file=sys.stderr)
+    oom = sum(c.get("oom", 0) for c in result.counts.values())
+    if failed or missing:
+        from bench.runner import OOM_HINT
+        what = f"{failed} item(s) failed" if failed else f"{missing} planned video(s) are missing"
+        fix = f"{oom} ran out of memory: {OOM_HINT}" if oom else \
+            ("rerun to retry them" if stage != "evaluate" else "run `t2v-bench run` with the same arguments")
+        print(f"error: {what} (see the log above); {fix}", file=sys.stderr)
         return 1
     return 0
 
@@ -348,6 +367,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+        if args.debug:  # a path given where a folder (or file) was expected: the user's to fix
+            raise
+        print(f"error: {exc.strerror or exc}: {exc.filename}; pass another path", file=sys.stderr)
+        return 2
     return 2
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,8 @@ DEFAULT_CONFIG = "toy"  # `t2v-bench run` with no --config: the toy world (every
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: a nan or inf float option (YAML .nan, --guidance inf) is refused, never silently used
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class BaseModelConfig(_Strict):
@@ -53,6 +55,16 @@ class SamplingConfig(_Strict):
     def _multiple_of_8(cls, v: int) -> int:
         if v < 8 or v % 8:
             raise ValueError(f"must be a positive multiple of 8 (got {v}; try {max(8, round(v / 8) * 8)})")
+        if v > MAX_SIDE:  # refused now, not as one out-of-memory error per video
+            raise ValueError(f"must be <= {MAX_SIDE} (got {v}); video models sample at 256-1024")
+        return v
+
+    @field_validator("guidance_scale")
+    @classmethod
+    def _guidance(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"must be >= 0 (got {v}); values up to 1 turn classifier-free guidance off, "
+                             "7.5 is the usual Stable Diffusion scale")
         return v
 
 
@@ -139,6 +151,10 @@ class RunConfig(_Strict):
     def _at_least_one(cls, v: dict) -> dict:
         if not v:
             raise ValueError("name at least one method")
+        for name, options in v.items():
+            for key, value in options.items():
+                if not _finite_tree(value):
+                    raise ValueError(f"{name}.{key}: {value!r} is not a finite number")
         return v
 
     def generation_dict(self, suite_sha256: str, device: str) -> dict[str, Any]:
@@ -146,6 +162,20 @@ class RunConfig(_Strict):
         return {"base": self.base.model_dump(), "methods": self.methods, "prompts_sha256": suite_sha256,
                 "samples_per_prompt": self.samples_per_prompt, "seed": self.seed,
                 "sampling": self.sampling.model_dump(), "dtype": self.dtype, "device": device}
+
+
+MAX_SIDE = 4096
+
+
+def _finite_tree(value: Any) -> bool:
+    """False if a float anywhere in a nested option value is nan or inf."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite_tree(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_finite_tree(v) for v in value)
+    return True
 
 
 def config_hash(obj: Any) -> str:
@@ -162,6 +192,8 @@ def _format_validation_error(where: str, exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
     msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "finite_number":
+        msg = f"must be a finite number (got {err.get('input')!r})"
     if err["type"] == "extra_forbidden":
         msg = "unknown key; check the spelling against README's config reference"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

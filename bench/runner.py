@@ -74,6 +74,9 @@ class Runner:
         self.suite: PromptSuite = suite or load_suite(cfg.prompts)
         self.device = resolve_device(self.dist.device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
+        if self.device.type == "cpu" and self.dtype == torch.bfloat16 and self.dist.is_main:
+            log.warning("bf16 on CPU is slow (13x slower than fp32 measured on the toy run: most CPUs lack fast bf16 "
+                        "kernels); use --dtype fp32 on CPU")
         self.generation = cfg.generation_dict(self.suite.sha256, self.device.type)
         self.generation_hash = config_hash(self.generation)
         self.out_dir = Path(out_dir) if out_dir else default_out_dir(cfg, self.generation_hash)
@@ -153,16 +156,20 @@ class Runner:
                         raise
                     except Exception as exc:  # one broken batch must not take finished work with it
                         counts[method_name]["failed"] += len(batch)
-                        log.error("[rank %d] %s failed on %s: %s: %s", self.dist.rank, method_name,
-                                  [f"{it.prompt_id}-s{it.sample}" for it in batch], type(exc).__name__, exc)
+                        why = f"{type(exc).__name__}: {exc}"
+                        if _is_oom(exc):  # a rerun cannot help: say what to lower
+                            counts[method_name]["oom"] = counts[method_name].get("oom", 0) + len(batch)
+                            why = f"out of memory ({str(exc).strip().splitlines()[0][:120]}); {OOM_HINT}"
+                        log.error("[rank %d] %s failed on %s: %s", self.dist.rank, method_name,
+                                  [f"{it.prompt_id}-s{it.sample}" for it in batch], why)
                         continue
                     if len(videos) != len(batch):
                         raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
                     for it, video in zip(batch, videos):
                         # videos of one batch share one time: the batch id keeps them one unit in bench.stats
-                        self._save(it, video, elapsed / len(batch), method, warmup,
-                                   f"{self.dist.rank}:{stage_started:.3f}:{b_i}")
-                        counts[method_name]["generated"] += 1
+                        saved = self._save(it, video, elapsed / len(batch), method, warmup,
+                                           f"{self.dist.rank}:{stage_started:.3f}:{b_i}")
+                        counts[method_name]["generated" if saved else "failed"] += 1
                     warmup = False
             counts[method_name]["stage_seconds"] = time.perf_counter() - stage_started
             self.store.save_method_perf(method_name, self.dist.rank, {**mem.result(), **self._param_counts(method)})
@@ -179,13 +186,20 @@ class Runner:
         return {"params": {"trainable": count_parameters(method.trainable_parameters())}, **extra}
 
     def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool,
-              batch: str | None = None) -> None:
+              batch: str | None = None) -> bool:
+        """Write one finished video; False (not written, so never scored) when its frames are not finite."""
         if video.num_frames != item.request.num_frames:
             raise RuntimeError(f"{item.method} returned {video.num_frames} frames, {item.request.num_frames} requested")
+        if not torch.isfinite(video.frames).all():
+            log.error("[rank %d] %s failed on %s-s%d: the sampler produced non-finite (NaN/inf) frames; nothing "
+                      "saved or scored (try fp32, a smaller guidance_scale, or check the weights)", self.dist.rank,
+                      item.method, item.prompt_id, item.sample)
+            return False
         meta = {"key": item.key, "method": item.method, "sample": item.sample, "request": item.request.to_dict(),
                 "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"), "warmup": warmup, "batch": batch,
                 "info": video.info, "method_config_hash": self._config_hash(method)}
         self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
+        return True
 
     def _config_hash(self, method: Any) -> str:
         cached = getattr(method, "_t2v_bench_config_hash", None)
@@ -264,11 +278,11 @@ class Runner:
         return summary
 
     def _sample_row(self, it: WorkItem, values: dict[str, float]) -> dict:
-        stem = self.store.item_stem(it.method, it.prompt_id, it.sample)
+        path = functools.partial(self.store.item_path, it.method, it.prompt_id, it.sample)
         meta = self.store.load_item_meta(it.method, it.prompt_id, it.sample)
         return {"method": it.method, "prompt_id": it.prompt_id, "prompt": it.request.prompt, "sample": it.sample,
-                "seed": it.request.seed, "key": it.key, "video": self.store.relpath(stem.with_suffix(".mp4")),
-                "frames": self.store.relpath(stem.with_suffix(".npy")), "seconds": meta.get("seconds"),
+                "seed": it.request.seed, "key": it.key, "video": self.store.relpath(path(".mp4")),
+                "frames": self.store.relpath(path(".npy")), "seconds": meta.get("seconds"),
                 "warmup": bool(meta.get("warmup")), "batch": meta.get("batch"),
                 "metrics": {k: round(v, 6) for k, v in values.items()}}
 
@@ -284,6 +298,9 @@ class Runner:
             c = dict(counts.get(name) or {"planned": len(mine), "generated": 0, "skipped": len(metas), "failed": 0})
             perf = summarize([m for m in metas if m.get("seconds") is not None], s.num_frames, s.num_inference_steps)
             stage_seconds = c.pop("stage_seconds", 0.0)
+            c.pop("oom", None)
+            # frames that failed verification and were not regenerated (evaluate-only): failed, not finished
+            c["failed"] += sum(1 for it in mine if (it.method, it.prompt_id, it.sample) in self.store.bad_items)
             if perf.get("sec_per_video_median"):
                 perf["videos_per_hour_per_process"] = round(3600 / perf["sec_per_video_median"], 1)
             if c["generated"] and stage_seconds:  # this session's wall clock, all processes together
@@ -314,16 +331,27 @@ class Runner:
                       "source": self.suite.source},
             "sampling": {**s.model_dump(), "base_seed": self.cfg.seed, "seed_rule": SEED_RULE,
                          "generator": "torch.Generator('cpu') per item", "scheduler": "DDIM",
-                         "dtype": self.cfg.dtype, "batch_size": self.cfg.batch_size},
+                         "dtype": self.cfg.dtype, "batch_size": self.cfg.batch_size,
+                         # what guidance did: the shared sampler runs classifier-free guidance only above 1
+                         "cfg": s.guidance_scale > 1.0},
             "methods": methods,
         }
 
     # ------------------------------------------------------------------ all stages
     def run(self, stage: str = "all") -> RunResult:
         """All stages. Every process generates and scores its share; only rank 0 writes run-level files."""
+        from bench.preflight import check_sources
+
+        self.store.regenerate = stage != "evaluate"
+        check_sources(self.cfg, stage)  # every weight a stage needs, before the first video
+        items = self.plan()
+        if stage == "evaluate":
+            self.store.claim(self.cfg.model_dump(), self.generation_hash, write=False)
+            if not any(self.store.is_done(it.method, it.prompt_id, it.sample, it.key) for it in items):
+                raise UserError(f"no finished videos of this config to evaluate in {self.out_dir}; run "
+                                "`t2v-bench generate` (or `run`) with the same arguments first")
         self.store.claim(self.cfg.model_dump(), self.generation_hash, write=self.dist.is_main)
         self.dist.barrier()
-        items = self.plan()
         counts: dict[str, dict[str, int]] = {}
         if stage in ("all", "generate"):
             counts = self.generate(items)
@@ -356,6 +384,14 @@ def _with_progress(batches: list[list], advance: Callable[[int], None]):
         advance(len(batch))
 
 
+OOM_HINT = "lower --batch-size, then --height/--width or --frames (or use a GPU dtype of fp16/bf16)"
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc) \
+        or "can't allocate memory" in str(exc)
+
+
 def _sum_counts(per_rank: list[dict[str, dict]]) -> dict[str, dict]:
     """Counts of all processes: items add up, the stage took as long as its slowest process."""
     total: dict[str, dict] = {}
@@ -363,8 +399,8 @@ def _sum_counts(per_rank: list[dict[str, dict]]) -> dict[str, dict]:
         for method, c in counts.items():
             t = total.setdefault(method, {"planned": c["planned"], "generated": 0, "skipped": 0, "failed": 0,
                                           "stage_seconds": 0.0})
-            for key in ("generated", "skipped", "failed"):
-                t[key] += c[key]
+            for key in ("generated", "skipped", "failed", "oom"):
+                t[key] = t.get(key, 0) + c.get(key, 0)
             t["stage_seconds"] = max(t["stage_seconds"], c["stage_seconds"])
     return total
 

@@ -5,13 +5,17 @@ results/runs/<run_id>/
   config.json                      resolved config + generation hash (a rerun with another config is refused)
   videos/<method>/<prompt_id>-s<k>.npy   lossless uint8 frames (F, H, W, C): what the metrics read
   videos/<method>/<prompt_id>-s<k>.mp4   for people (H.264 via PyAV)
-  videos/<method>/<prompt_id>-s<k>.json  item record (request, cache key, timings); written last = "done"
+  videos/<method>/<prompt_id>-s<k>.json  item record (request, cache key, timings, frames_sha256 of the .npy); written
+                                           last = "done"; a rerun verifies the hash
   videos/<method>/perf.rank<r>.json  peak memory of process r's latest generation session of that method
   samples.jsonl, run.json, report.md
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -24,6 +28,7 @@ import torch
 from bench.errors import UserError
 
 SCHEMA_VERSION = "1.0"
+log = logging.getLogger("t2v_bench")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -81,12 +86,18 @@ def write_mp4(path: Path, frames_uint8: np.ndarray, fps: int) -> None:
 class RunStore:
     """One run folder. Item files are keyed by (method, prompt_id, sample index) and validated by cache key."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, regenerate: bool = True):
         self.root = Path(root)
+        self.regenerate = regenerate  # what a bad frames file means: regenerate it (run, generate) or fail (evaluate)
+        self.bad_items: set[tuple[str, str, int]] = set()  # items whose frames failed verification, as of now
+        self.unverified = 0
+        self._verdicts: dict[tuple, str | None] = {}
 
     # --------------------------------------------------------------- run-level
     def claim(self, config_doc: dict, generation_hash: str, write: bool = True) -> None:
         """Check that the folder is new or holds a run of the same configuration; create it (when `write`)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--out {self.root} is a file, not a run folder; pass a folder path (new or a run's)")
         path = self.root / "config.json"
         if path.exists():
             previous = read_json(path)
@@ -102,32 +113,86 @@ class RunStore:
     def item_stem(self, method: str, prompt_id: str, sample: int) -> Path:
         return self.root / "videos" / method / f"{prompt_id}-s{sample}"
 
-    def is_done(self, method: str, prompt_id: str, sample: int, key: str) -> bool:
+    def item_path(self, method: str, prompt_id: str, sample: int, ext: str) -> Path:
+        """<stem><ext>, appended to the whole stem: a prompt id may hold dots (`x.alpha`), so never with_suffix."""
         stem = self.item_stem(method, prompt_id, sample)
-        meta = stem.with_suffix(".json")
-        if not (meta.is_file() and stem.with_suffix(".npy").is_file()):
+        return stem.with_name(stem.name + ext)
+
+    def is_done(self, method: str, prompt_id: str, sample: int, key: str) -> bool:
+        """The sidecar is there with this cache key, and the frames it vouches for are intact (see check_frames)."""
+        meta_path = self.item_path(method, prompt_id, sample, ".json")
+        if not meta_path.is_file():
             return False
         try:
-            return read_json(meta).get("key") == key
+            meta = read_json(meta_path)
         except (OSError, json.JSONDecodeError):
             return False
+        if meta.get("key") != key:
+            return False
+        problem = self.check_frames(method, prompt_id, sample, meta)
+        if problem:
+            self.bad_items.add((method, prompt_id, sample))
+        else:
+            self.bad_items.discard((method, prompt_id, sample))
+        return problem is None
+
+    def check_frames(self, method: str, prompt_id: str, sample: int, meta: dict) -> str | None:
+        """None when the .npy holds exactly the frames the sidecar recorded (sha256 of the file's bytes), else what
+        is wrong, warned once per file version. Verdicts are cached by (size, mtime): a rerun hashes each file once."""
+        path = self.item_path(method, prompt_id, sample, ".npy")
+        try:
+            st = path.stat()
+        except OSError:
+            return "missing"
+        stamp = (path, st.st_size, st.st_mtime_ns, meta.get("frames_sha256"))
+        if stamp in self._verdicts:
+            return self._verdicts[stamp]
+        problem = None
+        data = path.read_bytes()
+        expected = meta.get("frames_sha256")
+        try:
+            array = np.load(io.BytesIO(data), allow_pickle=False)
+            req = meta.get("request") or {}
+            want = (req.get("num_frames"), req.get("height"), req.get("width"))
+            if array.dtype != np.uint8 or array.ndim != 4 or (None not in want and array.shape[:3] != want):
+                problem = f"it holds {array.dtype} {array.shape}, not the uint8 frames its request asked for"
+        except Exception as exc:  # truncated or garbled: numpy raises ValueError, EOFError, OSError...
+            problem = f"it cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+        if problem is None and expected is not None and hashlib.sha256(data).hexdigest() != expected:
+            problem = "its sha256 does not match the one recorded in its .json (corrupted or edited)"
+        if problem is None and expected is None:
+            self.unverified += 1  # written before frames_sha256 existed: trusted, but said so (once per run)
+            if self.unverified == 1:
+                log.warning("%s has no frames_sha256 (written by an older t2v-bench): such items are used "
+                            "unverified; delete their .json files to regenerate them",
+                            self.item_path(method, prompt_id, sample, ".json"))
+        if problem:
+            log.warning("%s: %s; %s", path, problem, "it will be regenerated" if self.regenerate else
+                        "that item is failed (run `t2v-bench run` or `generate` to regenerate it)")
+        self._verdicts[stamp] = problem
+        return problem
 
     def save_item(self, method: str, prompt_id: str, sample: int, frames_uint8: torch.Tensor, fps: int,
                   meta: dict) -> None:
-        stem = self.item_stem(method, prompt_id, sample)
         array = frames_uint8.numpy()
         buf = _npy_bytes(array)
-        atomic_write_bytes(stem.with_suffix(".npy"), buf)
-        write_mp4(stem.with_suffix(".mp4"), array, fps)
-        atomic_write_json(stem.with_suffix(".json"), meta)  # last: marks the item done
+        atomic_write_bytes(self.item_path(method, prompt_id, sample, ".npy"), buf)
+        write_mp4(self.item_path(method, prompt_id, sample, ".mp4"), array, fps)
+        # last: marks the item done; the hash lets every later read verify the frames
+        atomic_write_json(self.item_path(method, prompt_id, sample, ".json"),
+                          {**meta, "frames_sha256": hashlib.sha256(buf).hexdigest()})
 
     def load_frames(self, method: str, prompt_id: str, sample: int) -> torch.Tensor:
         """(F, H, W, C) uint8."""
-        path = self.item_stem(method, prompt_id, sample).with_suffix(".npy")
-        return torch.from_numpy(np.load(path, allow_pickle=False))
+        path = self.item_path(method, prompt_id, sample, ".npy")
+        try:
+            return torch.from_numpy(np.load(path, allow_pickle=False))
+        except Exception as exc:  # changed since is_done verified it
+            raise UserError(f"{path} cannot be read ({type(exc).__name__}); rerun `t2v-bench run` to regenerate "
+                            "it") from None
 
     def load_item_meta(self, method: str, prompt_id: str, sample: int) -> dict:
-        return read_json(self.item_stem(method, prompt_id, sample).with_suffix(".json"))
+        return read_json(self.item_path(method, prompt_id, sample, ".json"))
 
     def relpath(self, path: Path) -> str:
         return str(path.relative_to(self.root))
@@ -149,8 +214,6 @@ class RunStore:
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
-    import io
-
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     return buf.getvalue()

@@ -33,7 +33,7 @@ from bench.errors import UserError
 
 
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # --lr nan would train to garbage silently
 
     out: str | None = Field(None, description="run folder (checkpoints, train.json); default results/train/<target>")
     export: str | None = Field(None, description="where the final weights go (default <out>/final)")

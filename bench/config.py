@@ -213,7 +213,9 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
     if not path.is_file():
         raise UserError(f"config file '{path}' does not exist")
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -226,6 +228,8 @@ def load_config(name_or_path: str | None = None, overrides: dict[str, Any] | Non
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise UserError(f"{path}: '{key}' must be a mapping (key: value) to set {dotted} on it")
         node[leaf] = value
     try:
         return RunConfig.model_validate(doc)

@@ -70,7 +70,10 @@ def load_suite(name_or_path: str) -> PromptSuite:
     if path.suffix.lower() in FOREIGN_SUFFIXES:  # VBench_full_info.json, a text file, MSR-VTT captions
         from bench.suite_loaders import load_foreign_suite
         return load_foreign_suite(path, raw)
-    text = raw.decode("utf-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the prompt file as UTF-8") from None
     meta: dict = {}
     prompts: list[Prompt] = []
     if path.suffix == ".jsonl":

@@ -7,7 +7,6 @@ plus a GIF (also from the .npy frames) that the page swaps in when no source dec
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import bench
 from bench.report.plots import method_colour
 from bench.report.records import Run
 from bench.report.tables import build_table, caption, fmt_number, settings_line, to_html
+from bench.store import atomic_write_bytes
 
 TEMPLATES = Path(__file__).parent / "templates"
 DISPLAY_WIDTH = 160  # px per clip; the tiny 64x64 runs are upscaled (pixelated) to stay visible
@@ -26,7 +26,7 @@ DISPLAY_WIDTH = 160  # px per clip; the tiny 64x64 runs are upscaled (pixelated)
 def write_gif(frames: np.ndarray, path: Path, fps: int) -> None:
     import imageio.v3 as iio
 
-    iio.imwrite(path, frames, extension=".gif", duration=1000 / max(fps, 1), loop=0)
+    atomic_write_bytes(path, iio.imwrite("<bytes>", frames, extension=".gif", duration=1000 / max(fps, 1), loop=0))
 
 
 def write_webm(frames: np.ndarray, path: Path, fps: int) -> bool:
@@ -50,7 +50,7 @@ def export_clip(run: Run, row: dict, media: Path, out: Path, fps: int) -> dict[s
     sources, gif = [], None
     mp4 = folder / row["video"] if row.get("video") else None
     if mp4 is not None and mp4.is_file():
-        shutil.copy2(mp4, target / f"{stem}.mp4")
+        atomic_write_bytes(target / f"{stem}.mp4", mp4.read_bytes())  # a killed report leaves no half copy
         sources.append({"path": (target / f"{stem}.mp4").relative_to(out).as_posix(), "type": "video/mp4"})
     npy = folder / row["frames"] if row.get("frames") else None
     if npy is not None and npy.is_file():
@@ -95,5 +95,5 @@ def write_gallery(groups: list[list[Run]], out: Path, plots: list[list[str]] | N
         title=f"t2v-bench: {', '.join(ids)}", width=DISPLAY_WIDTH, version=bench.__version__,
         groups=[gallery_group(g, out, (plots or [[]] * len(groups))[i], reference) for i, g in enumerate(groups)])
     path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
+    atomic_write_bytes(path, html.encode("utf-8"))
     return path

@@ -6,6 +6,7 @@ Every method keeps one colour in every figure and report (`method_colours`); wit
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from pathlib import Path
 
@@ -15,6 +16,7 @@ matplotlib.use("Agg")  # headless CI: never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.report.tables import Table, fmt_number, header  # noqa: E402
+from bench.store import atomic_write_bytes  # noqa: E402
 
 PALETTE = matplotlib.colormaps["tab10"].colors
 FALLBACK = matplotlib.colormaps["tab20b"].colors
@@ -37,8 +39,10 @@ def method_colour(method: str) -> str:
 def _save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    for path, dpi in zip(paths, (150, None)):  # rendered in memory, then written atomically
+        buf = io.BytesIO()
+        fig.savefig(buf, format=path.suffix[1:], dpi=dpi or "figure", bbox_inches="tight")
+        atomic_write_bytes(path, buf.getvalue())
     plt.close(fig)
     return paths
 

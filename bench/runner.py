@@ -75,8 +75,8 @@ class Runner:
         self.device = resolve_device(self.dist.device(cfg.device))
         self.dtype = resolve_dtype(cfg.dtype, self.device)
         if self.device.type == "cpu" and self.dtype == torch.bfloat16 and self.dist.is_main:
-            log.warning("bf16 on CPU is slow (13x slower than fp32 measured on the toy run: most CPUs lack fast bf16 "
-                        "kernels); use --dtype fp32 on CPU")
+            log.warning("bf16 on CPU is slower than fp32 (few CPUs have fast bf16 kernels; up to 13x on a whole toy "
+                        "run); use --dtype fp32 on CPU")
         self.generation = cfg.generation_dict(self.suite.sha256, self.device.type)
         self.generation_hash = config_hash(self.generation)
         self.out_dir = Path(out_dir) if out_dir else default_out_dir(cfg, self.generation_hash)

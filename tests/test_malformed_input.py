@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from bench.cli import main
 
 TRIED: dict[str, int] = {}
-SETTINGS = settings(max_examples=40, deadline=None, database=None,
+SETTINGS = settings(max_examples=4, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 NAME = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
 NON_FINITE = st.sampled_from([float("nan"), float("inf"), float("-inf")])
@@ -46,14 +47,19 @@ INT_FIELDS = ["samples_per_prompt", "batch_size", "sampling.num_frames", "sampli
 FLOAT_FIELDS = ["sampling.guidance_scale", "base.lora_scale"]
 
 
+CONFIG_DEFECTS = ["unknown_key", "nested_unknown_key", "non_positive", "bad_side", "non_finite", "negative_guidance",
+                  "wrong_type", "unknown_method", "no_methods", "unknown_option", "non_finite_option",
+                  "unknown_metric", "missing_weights", "bad_choice", "malformed_yaml", "not_a_mapping", "not_utf8"]
+PROMPT_DEFECTS = ["bad_json", "missing_field", "bad_id", "duplicate_id", "empty", "empty_text", "not_utf8",
+                  "yaml_without_list", "yaml_malformed", "not_an_object"]
+FLAG_DEFECTS = ["not_an_int", "non_positive", "bad_side", "guidance", "not_a_float", "methods", "bad_choice",
+                "missing_prompts", "missing_config", "unknown_flag", "out_is_file"]
+
+
 @st.composite
-def bad_config(draw, prompts: str):
+def bad_config(draw, prompts: str, kind: str):
     """(config file text, defect name)."""
     doc = valid_config(prompts)
-    kind = draw(st.sampled_from(["unknown_key", "nested_unknown_key", "non_positive", "bad_side", "non_finite",
-                                 "negative_guidance", "wrong_type", "unknown_method", "no_methods",
-                                 "unknown_option", "non_finite_option", "unknown_metric", "missing_weights",
-                                 "bad_choice", "malformed_yaml", "not_a_mapping", "not_utf8"]))
     if kind == "unknown_key":
         from bench.config import RunConfig
         key = draw(NAME.filter(lambda k: k not in RunConfig.model_fields))
@@ -103,11 +109,9 @@ def bad_config(draw, prompts: str):
 
 
 @st.composite
-def bad_prompts(draw):
+def bad_prompts(draw, kind: str):
     """(file name, bytes, defect name)."""
     rows = [dict(r) for r in VALID_PROMPTS]
-    kind = draw(st.sampled_from(["bad_json", "missing_field", "bad_id", "duplicate_id", "empty", "empty_text",
-                                 "not_utf8", "yaml_without_list", "yaml_malformed", "not_an_object"]))
     if kind == "bad_json":
         line = draw(st.text(min_size=1, max_size=20).filter(lambda t: "\n" not in t and "\r" not in t
                                                             and t.strip() and not t.lstrip().startswith("#")
@@ -145,10 +149,8 @@ def _is_json_object(text: str) -> bool:
 
 
 @st.composite
-def bad_flags(draw):
+def bad_flags(draw, kind: str):
     """(extra argv, defect name)."""
-    kind = draw(st.sampled_from(["not_an_int", "non_positive", "bad_side", "guidance", "not_a_float", "methods",
-                                 "bad_choice", "missing_prompts", "missing_config", "unknown_flag", "out_is_file"]))
     int_flag = st.sampled_from(["--samples", "--frames", "--steps", "--batch-size", "--seed", "--height",
                                 "--width"])
     if kind == "not_an_int":
@@ -223,25 +225,29 @@ def prompts_bytes() -> bytes:
     return "".join(json.dumps(r) + "\n" for r in VALID_PROMPTS).encode()
 
 
+# Every kind of defect is its own test (so each run covers all of them), hypothesis draws the values within it.
+@pytest.mark.parametrize("kind", CONFIG_DEFECTS)
 @SETTINGS
 @given(data=st.data())
-def test_malformed_configs_are_refused_in_one_line(capsys, data):
-    text, kind = data.draw(bad_config("p.jsonl"))
+def test_malformed_configs_are_refused_in_one_line(capsys, data, kind):
+    text, kind = data.draw(bad_config("p.jsonl", kind))
     check_refused(capsys, {"p.jsonl": prompts_bytes(), "c.yaml": text}, ["--config", "c.yaml"], f"config:{kind}")
 
 
+@pytest.mark.parametrize("kind", PROMPT_DEFECTS)
 @SETTINGS
-@given(case=bad_prompts())
-def test_malformed_prompt_files_are_refused_in_one_line(capsys, case):
-    name, body, kind = case
+@given(data=st.data())
+def test_malformed_prompt_files_are_refused_in_one_line(capsys, data, kind):
+    name, body, kind = data.draw(bad_prompts(kind))
     cfg = yaml.safe_dump(valid_config(name)).encode()
     check_refused(capsys, {name: body, "c.yaml": cfg}, ["--config", "c.yaml"], f"prompts:{kind}")
 
 
+@pytest.mark.parametrize("kind", FLAG_DEFECTS)
 @SETTINGS
-@given(case=bad_flags())
-def test_malformed_flag_values_are_refused_in_one_line(capsys, case):
-    argv, kind = case
+@given(data=st.data())
+def test_malformed_flag_values_are_refused_in_one_line(capsys, data, kind):
+    argv, kind = data.draw(bad_flags(kind))
     cfg = yaml.safe_dump(valid_config("p.jsonl")).encode()
     if kind not in ("missing_config",):
         argv = ["--config", "c.yaml", *argv]

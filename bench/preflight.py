@@ -51,6 +51,13 @@ def check_weight_source(key: str, spec: Any, revision: str | None = None) -> Non
     path = Path(spec).expanduser()
     if path.exists():
         return
+    parts = spec.split("/")
+    if not spec.startswith((".", "/", "~")) and len(parts) > 2 and HUB_ID.match("/".join(parts[:2])):
+        repo, filename = "/".join(parts[:2]), "/".join(parts[2:])  # a file inside a hub repo: org/name/file
+        if offline() and not hub_cached(repo, revision, filenames=(filename,)):
+            raise UserError(f"{key}: hub file '{spec}' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1; "
+                            f"download it once (`huggingface-cli download {repo} {filename}`) or pass a local file")
+        return
     if spec.startswith((".", "/", "~")) or spec.endswith((".safetensors", ".ckpt", ".pt", ".pth", ".bin")) \
             or not HUB_ID.match(spec):
         raise UserError(f"{key}: '{spec}' does not exist; pass an existing file or folder, or a hub id like "

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.errors import UserError
 
 
 def cli(capsys, *argv):
@@ -237,6 +238,9 @@ def test_a_cached_hub_id_passes_the_offline_check(empty_caches):
     (empty_caches / "models--someorg--somemodel" / "refs" / "main").write_text("a" * 40)
     assert hub_cached("someorg/somemodel") and not hub_cached("someorg/othermodel")
     check_weight_source("base.model", "someorg/somemodel")  # no error
+    check_weight_source("base.model", "someorg/somemodel/model_index.json")  # a file in a cached repo
+    with pytest.raises(UserError, match="base.model: hub file 'someorg/somemodel/other.safetensors' is not in"):
+        check_weight_source("base.model", "someorg/somemodel/other.safetensors")
 
 
 # ------------------------------------------------------------------------------------------ item 6: CLI edges

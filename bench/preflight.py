@@ -155,7 +155,7 @@ def check_fvd(fvd: Any) -> None:
 
 
 def check_sources(cfg: Any, stage: str = "all") -> None:
-    """Everything `stage` ('all', 'generate' or 'evaluate') will load, checked up front."""
+    """Everything `stage` ('all', 'generate', 'evaluate' or 'none') will load, checked up front."""
     if stage in ("all", "generate"):
         b = cfg.base
         if b.model == "toy":

@@ -343,7 +343,10 @@ class Runner:
         from bench.preflight import check_sources
 
         self.store.regenerate = stage != "evaluate"
-        check_sources(self.cfg, stage)  # every weight a stage needs, before the first video
+        # every weight a stage needs, before the first video; a subclass with its own generate (importing files)
+        # loads no base or method weights, so only what scoring needs is checked for it
+        check_sources(self.cfg, stage if type(self).generate is Runner.generate else
+                      {"all": "evaluate", "evaluate": "evaluate"}.get(stage, "none"))
         items = self.plan()
         if stage == "evaluate":
             self.store.claim(self.cfg.model_dump(), self.generation_hash, write=False)

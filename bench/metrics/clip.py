@@ -21,6 +21,28 @@ from bench.metrics.base import MeanOverVideos
 TINY_CLIP = "t2v-bench-tiny-clip"
 
 
+def clip_resize_crop(frames: torch.Tensor, image_size: tuple[int, int], interpolation: str = "bicubic") -> torch.Tensor:
+    """open_clip's 'shortest' resize + centre crop on (N, C, H, W) float frames in [0, 1]: a square target uses
+    torchvision's Resize(shortest side) (long side int()-truncated), a non-square one open_clip's ResizeKeepRatio
+    (both sides round()ed); then torchvision's CenterCrop (offset rounded). Antialiased like PIL; clamped to [0, 1]
+    as PIL's uint8 images are."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    mode = InterpolationMode.BILINEAR if interpolation == "bilinear" else InterpolationMode.BICUBIC
+    h, w = frames.shape[-2:]
+    th, tw = image_size
+    if th == tw:
+        size = [th]
+    else:
+        ratio = min(h / th, w / tw)
+        size = [round(h / ratio), round(w / ratio)]
+    out = TF.resize(frames, size, interpolation=mode, antialias=True)
+    if out.shape[-2:] != frames.shape[-2:]:
+        out = out.clamp(0, 1)
+    return TF.center_crop(out, [th, tw])
+
+
 class ClipEmbedder:
     """An open_clip model with tensor preprocessing; keeps the image embeddings of recent videos so that
     several metrics over the same frames encode them once."""
@@ -76,23 +98,17 @@ class ClipEmbedder:
         return {"model": self.model_name, "pretrained": pretrained, "pretrained_sha256": sha,
                 "quick_gelu": self.quick_gelu,
                 "seed": self.seed if self.pretrained is None else None,
-                "preprocess": f"resize shortest side {self.interpolation} antialias, center crop "
+                "preprocess": f"torchvision resize shortest side (long side int()) {self.interpolation} antialias, "
+                              f"center crop (offset round()) "
                               f"{self.image_size[0]}x{self.image_size[1]}, CLIP mean/std"}
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) in [0, 1] -> model input, as open_clip's transform does to images."""
+        """(N, C, H, W) in [0, 1] -> model input, as open_clip's transform does to images: torchvision's own resize
+        and centre crop on tensors, so the output size truncates and the crop offset rounds exactly as there."""
         frames = frames.to(self.device, torch.float32)
         if frames.shape[1] == 1:
             frames = frames.expand(-1, 3, -1, -1)
-        h, w = frames.shape[-2:]
-        target = self.image_size[0]
-        scale = target / min(h, w)
-        new_h, new_w = max(target, round(h * scale)), max(target, round(w * scale))
-        if (new_h, new_w) != (h, w):
-            frames = F.interpolate(frames, size=(new_h, new_w), mode=self.interpolation, align_corners=False,
-                                   antialias=True).clamp(0, 1)
-        top, left = (new_h - self.image_size[0]) // 2, (new_w - self.image_size[1]) // 2
-        frames = frames[..., top:top + self.image_size[0], left:left + self.image_size[1]]
+        frames = clip_resize_crop(frames, self.image_size, self.interpolation)
         return (frames - self.mean) / self.std
 
     @torch.no_grad()

@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.errors import UserError
+from bench.vbench_config import VBenchConfig
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = "toy"  # `t2v-bench run` with no --config: the toy world (every model trained by the project)
@@ -126,6 +127,7 @@ class RunConfig(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["clip_score", "frame_consistency", "temporal_flickering"])
     clip: ClipConfig = ClipConfig()
     fvd: FvdConfig = FvdConfig()
+    vbench: VBenchConfig = VBenchConfig()  # models and knobs of the VBench-style dimensions
     batch_size: int = 1
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"

@@ -61,4 +61,9 @@ METRICS = Registry("metric", {
     "temporal_flickering": "bench.metrics.flicker:TemporalFlickering",
     "fvd": "bench.metrics.fvd:FVD",
     "motion_fidelity": "bench.metrics.motion:MotionFidelity",
+    "dynamic_degree": "bench.metrics.dynamic_degree:DynamicDegree",
+    "flow_magnitude": "bench.metrics.dynamic_degree:FlowMagnitude",
+    "motion_smoothness": "bench.metrics.motion_smoothness:MotionSmoothness",
+    "subject_consistency": "bench.metrics.subject_consistency:SubjectConsistency",
+    "background_consistency": "bench.metrics.background_consistency:BackgroundConsistency",
 })

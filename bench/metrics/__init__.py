@@ -9,17 +9,14 @@ from bench.registry import METRICS
 
 
 def build_metrics(names: list[str], cfg: Any, device: torch.device) -> dict[str, Any]:
-    """Instantiate the named metrics for a RunConfig; CLIP metrics share one open_clip model."""
+    """Instantiate the named metrics for a RunConfig; metrics on one backbone share it (bench.metrics.backbones:
+    one open_clip model for the CLIP metrics, one RAFT for the flow metrics)."""
     metrics: dict[str, Any] = {}
-    embedder = None
     for name in names:
         cls = METRICS.get(name)
         if name.startswith(("clip_", "frame_consistency")):
-            if embedder is None:
-                from bench.metrics.clip import ClipEmbedder
-                embedder = ClipEmbedder(cfg.clip.model, cfg.clip.pretrained, device=device, seed=cfg.clip.seed,
-                                        batch_frames=cfg.clip.batch_frames)
-            metrics[name] = cls(embedder)
+            from bench.metrics.backbones import run_clip
+            metrics[name] = cls(run_clip(cfg, device))
         elif hasattr(cls, "from_run_config"):
             metrics[name] = cls.from_run_config(cfg, device)
         else:

@@ -124,7 +124,7 @@ class RunConfig(_Strict):
     samples_per_prompt: int = 1
     seed: int = 0
     sampling: SamplingConfig = SamplingConfig()
-    metrics: list[str] = Field(default_factory=lambda: ["clip_score", "frame_consistency", "temporal_flickering"])
+    metrics: list[str] = Field(default_factory=lambda: ["clip_score", "frame_consistency", "temporal_flickering_all"])
     clip: ClipConfig = ClipConfig()
     fvd: FvdConfig = FvdConfig()
     vbench: VBenchConfig = VBenchConfig()  # models and knobs of the VBench-style dimensions

@@ -58,7 +58,8 @@ METRICS = Registry("metric", {
     "clip_score": "bench.metrics.clip:ClipScore",
     "frame_consistency": "bench.metrics.clip:FrameConsistency",
     "frame_consistency_allpairs": "bench.metrics.clip:FrameConsistencyAllPairs",
-    "temporal_flickering": "bench.metrics.flicker:TemporalFlickering",
+    "temporal_flickering": "bench.metrics.flicker:TemporalFlickeringStatic",
+    "temporal_flickering_all": "bench.metrics.flicker:TemporalFlickering",
     "fvd": "bench.metrics.fvd:FVD",
     "motion_fidelity": "bench.metrics.motion:MotionFidelity",
     "dynamic_degree": "bench.metrics.dynamic_degree:DynamicDegree",
@@ -66,4 +67,6 @@ METRICS = Registry("metric", {
     "motion_smoothness": "bench.metrics.motion_smoothness:MotionSmoothness",
     "subject_consistency": "bench.metrics.subject_consistency:SubjectConsistency",
     "background_consistency": "bench.metrics.background_consistency:BackgroundConsistency",
+    "aesthetic_quality": "bench.metrics.aesthetic_quality:AestheticQuality",
+    "imaging_quality": "bench.metrics.imaging_quality:ImagingQuality",
 })

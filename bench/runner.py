@@ -243,6 +243,10 @@ class Runner:
             results[method_name] = {name: self._summary(name, metric, value, describe, method_rows)
                                     for name, metric in metrics.items() for value, describe in [values[name]]} \
                 if finished else {}
+            from bench.metrics.quality_score import NAME, summarise
+            quality = summarise(results[method_name], method_rows) if finished else None
+            if quality is not None:  # VBench's aggregate over the quality dimensions measured
+                results[method_name][NAME] = quality
         return results, rows
 
     def _score(self, it: WorkItem, metrics: dict[str, Any]) -> dict:

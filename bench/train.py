@@ -1,7 +1,7 @@
 """`t2v-bench train TARGET`: one training loop for every trainable thing, and the training-cost record.
 
 TARGET is a registered method (its `trainable_parameters()` on top of the frozen base: the AnimateDiff motion
-module...), or a toy-world model: `vae`, `base` (the T2I UNet), `clip`, `video-features`, `flow` (the toy RAFT). A target is a *task*
+module...), or a toy-world model: `vae`, `base` (the T2I UNet), `clip`, `video-features`, `flow` (the toy RAFT), `aesthetic-head`, `imaging-head`. A target is a *task*
 (bench/train_tasks.py, bench/toy/*.py) with this small interface:
 
     parameters() -> list[Parameter]            what the optimizer updates (everything else stays frozen)
@@ -102,6 +102,9 @@ def build_task(target: str, cfg: TrainConfig) -> Task:
     if target == "clip":
         from bench.toy.clip_model import ClipTask
         return ClipTask(cfg)
+    if target in ("aesthetic-head", "imaging-head"):
+        from bench.toy.quality_heads import AestheticHeadTask, ImagingHeadTask
+        return (AestheticHeadTask if target == "aesthetic-head" else ImagingHeadTask)(cfg)
     if target == "flow":
         from bench.toy.flow_model import FlowTask
         return FlowTask(cfg)

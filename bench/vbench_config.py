@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class VBenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    raft: str = Field("toy", description="optical flow weights: 'toy' (the shipped toy RAFT) or a torchvision RAFT "
-                                         "state dict file (.pth / .safetensors), e.g. raft_large_C_T_SKHT_V2")
+    raft: str | None = Field(None, description="optical flow weights: 'toy' (the shipped toy RAFT) or a torchvision "
+                                               "RAFT state dict file (.pth / .safetensors), e.g. raft_large_C_T_SKHT_V2")
     raft_arch: Literal["auto", "toy_raft", "raft_small", "raft_large"] = Field(
         "auto", description="torchvision RAFT class the weights load into ('auto': toy_raft for 'toy', else "
                             "raft_large, the size VBench uses)")
@@ -20,9 +20,9 @@ class VBenchConfig(BaseModel):
                                                 "max(1, round(fps / dynamic_fps))-th frame (VBench: 8)")
     amt_s: str | None = Field(None, description="AMT-S checkpoint for motion_smoothness (not supported: no pip "
                                                 "package ships the AMT architecture); None = RAFT warp interpolator")
-    dino: str = Field("toy", description="subject_consistency features: 'toy' (the toy video net on single frames) "
+    dino: str | None = Field(None, description="subject_consistency features: 'toy' (the toy video net on single frames) "
                                          "or a transformers ViT folder (facebook/dino-vitb16 layout)")
-    aesthetic_head: str = Field("toy", description="'toy' (head trained on the toy world's blur/noise level) or the "
+    aesthetic_head: str | None = Field(None, description="'toy' (head trained on the toy world's blur/noise level) or the "
                                                    "LAION sa_0_4_vit_l_14_linear.pth state dict (nn.Linear(768, 1))")
     aesthetic_clip_model: str = Field("ViT-L-14", description="open_clip model under the LAION head (real runs)")
     aesthetic_clip_pretrained: str | None = Field("openai", description="its pretrained tag or local file")

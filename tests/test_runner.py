@@ -11,7 +11,7 @@ from bench.runner import Runner, derive_seed
 
 SMALL = {"sampling.num_frames": 4, "sampling.num_inference_steps": 3, "sampling.height": 32, "sampling.width": 32,
          "methods": {"per_frame": {}, "animatediff": {}}, "metrics": ["clip_score", "frame_consistency",
-                                                                   "temporal_flickering", "fvd"]}
+                                                                   "temporal_flickering_all", "fvd"]}
 STEPS = SMALL["sampling.num_inference_steps"]  # the runner's warm-up call uses fewer
 
 
@@ -37,7 +37,7 @@ def test_run_writes_record_samples_report_and_videos(tmp_path):
         entry = record["methods"][name]
         assert entry["counts"] == {"planned": n_prompts, "generated": n_prompts, "skipped": 0, "failed": 0,
                                    "finished": n_prompts}
-        for metric in ("clip_score", "frame_consistency", "temporal_flickering", "fvd"):
+        for metric in ("clip_score", "frame_consistency", "temporal_flickering_all", "fvd"):
             assert entry["metrics"][metric]["n"] == n_prompts
             assert entry["metrics"][metric]["value"] is not None
         assert entry["perf"]["sec_per_video_median"] > 0 and entry["perf"]["peak_rss_mb"] > 0
@@ -45,8 +45,8 @@ def test_run_writes_record_samples_report_and_videos(tmp_path):
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 2 * n_prompts
     # the record's value is the mean of the per-video values written to samples.jsonl
-    flicker = [r["metrics"]["temporal_flickering"] for r in rows if r["method"] == "per_frame"]
-    assert record["methods"]["per_frame"]["metrics"]["temporal_flickering"]["value"] == pytest.approx(
+    flicker = [r["metrics"]["temporal_flickering_all"] for r in rows if r["method"] == "per_frame"]
+    assert record["methods"]["per_frame"]["metrics"]["temporal_flickering_all"]["value"] == pytest.approx(
         sum(flicker) / len(flicker), abs=1e-6)
     for r in rows:
         assert (out / r["video"]).stat().st_size > 0 and (out / r["frames"]).is_file()
@@ -110,7 +110,7 @@ def test_a_failing_item_is_counted_and_others_survive(tmp_path, monkeypatch):
     result = Runner(small_config(methods={"per_frame": {}}), tmp_path / "run", progress=False).run()
     c = result.counts["per_frame"]
     assert c["failed"] == 1 and c["generated"] == c["planned"] - 1
-    assert result.record["methods"]["per_frame"]["metrics"]["temporal_flickering"]["n"] == c["planned"] - 1
+    assert result.record["methods"]["per_frame"]["metrics"]["temporal_flickering_all"]["n"] == c["planned"] - 1
 
 
 def test_out_dir_with_a_different_config_is_refused(tmp_path):

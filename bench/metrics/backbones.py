@@ -73,14 +73,15 @@ class FlowEstimator:
     (replicate, split evenly); keeps the flows of recent videos so two metrics on one video compute them once."""
 
     def __init__(self, model: nn.Module, arch: str, iters: int, weights: str, sha256: str | None,
-                 device: torch.device):
+                 device: torch.device, input_scale: int = 1):
         self.model, self.arch, self.iters, self.weights, self.sha256 = model, arch, iters, weights, sha256
+        self.input_scale = input_scale  # the toy RAFT sees frames upsampled (its training resolution)
         self.device = device
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def describe(self) -> dict[str, Any]:
         return {"flow_model": f"torchvision.models.optical_flow.RAFT ({self.arch})", "flow_weights": self.weights,
-                "flow_weights_sha256": self.sha256, "flow_iters": self.iters,
+                "flow_weights_sha256": self.sha256, "flow_iters": self.iters, "flow_input_scale": self.input_scale,
                 "flow_padding": "replicate to a multiple of 8, split evenly (VBench InputPadder)"}
 
     @torch.no_grad()
@@ -97,9 +98,14 @@ class FlowEstimator:
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         x = F.pad(x * 2 - 1, pad, mode="replicate")  # torchvision RAFT takes [-1, 1]
+        s = self.input_scale
+        if s != 1:
+            x = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False)
         xa, xb = x.split(len(a))
         out = torch.cat([self.model(xa[i:i + 16], xb[i:i + 16], num_flow_updates=self.iters)[-1]
                          for i in range(0, len(a), 16)]).float()
+        if s != 1:  # back to the frames' resolution and pixel units
+            out = F.avg_pool2d(out, s) / s
         if key is not None:
             if len(self._cache) > 16:
                 self._cache.clear()
@@ -107,8 +113,11 @@ class FlowEstimator:
         return out
 
 
-def raft(weights: str, arch: str = "auto", iters: int | None = None, device: torch.device | str = "cpu"
+def raft(weights: str | None, arch: str = "auto", iters: int | None = None, device: torch.device | str = "cpu"
          ) -> FlowEstimator:
+    if weights is None:
+        raise UserError("the flow metrics need vbench.raft: 'toy' (toy world) or a torchvision RAFT state dict file "
+                        "(raft_large_C_T_SKHT_V2-ff5fadd5.pth)")
     device = torch.device(device)
     return cached(("raft", weights, arch, iters, str(device)), lambda: _load_raft(weights, arch, iters, device))
 
@@ -125,7 +134,8 @@ def _load_raft(weights: str, arch: str, iters: int | None, device: torch.device)
         path = shipped_checkpoint()
         from safetensors import safe_open
         with safe_open(str(path), "pt") as fh:
-            trained_iters = int((fh.metadata() or {}).get("iters", 6))
+            meta = fh.metadata() or {}
+        trained_iters, scale = int(meta.get("iters", 6)), int(meta.get("input_scale", 1))
         model = load_strict(toy_raft(), path, "toy RAFT")
         arch, iters, name = ARCH, iters or trained_iters, portable_path(path)
     else:
@@ -137,8 +147,9 @@ def _load_raft(weights: str, arch: str, iters: int | None, device: torch.device)
         else:
             model = {"raft_large": raft_large, "raft_small": raft_small}[arch](weights=None)
         model = load_strict(model, path, f"RAFT ({arch})")
-        iters, name = iters or 20, str(path.resolve())
-    return FlowEstimator(model.eval().requires_grad_(False).to(device), arch, iters, name, file_sha256(path), device)
+        iters, name, scale = iters or 20, str(path.resolve()), 1
+    return FlowEstimator(model.eval().requires_grad_(False).to(device), arch, iters, name, file_sha256(path), device,
+                         scale)
 
 
 # ---------------------------------------------------------------------------------------------------------- DINO
@@ -156,7 +167,10 @@ class FrameFeatures:
         return F.normalize(torch.cat([self.encode(c) for c in frames.split(32)]).float(), dim=-1)
 
 
-def dino(source: str, device: torch.device | str = "cpu") -> FrameFeatures:
+def dino(source: str | None, device: torch.device | str = "cpu") -> FrameFeatures:
+    if source is None:
+        raise UserError("subject_consistency needs vbench.dino: 'toy' (toy world) or a local transformers ViT folder "
+                        "(facebook/dino-vitb16)")
     device = torch.device(device)
     return cached(("dino", source, str(device)), lambda: _load_dino(source, device))
 

@@ -126,4 +126,7 @@ def metric_bars(table: Table, out_dir: Path, stem: str = "metrics") -> list[Path
 
 
 def write_plots(table: Table, out_dir: Path, prefix: str = "") -> list[Path]:
-    return quality_vs_time(table, out_dir, f"{prefix}quality_vs_time") + metric_bars(table, out_dir, f"{prefix}metrics")
+    from bench.report.radar import radar
+
+    return quality_vs_time(table, out_dir, f"{prefix}quality_vs_time") + metric_bars(table, out_dir, f"{prefix}metrics") \
+        + radar(table, out_dir, f"{prefix}vbench_radar")

@@ -127,6 +127,15 @@ def world_pairs(n_pairs: int, seed: int, size: int = 32, num_frames: int = 8
     return torch.stack(a), torch.stack(b), torch.stack(flows)
 
 
+def upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    return x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+def downsample_flow(flow: torch.Tensor, scale: int) -> torch.Tensor:
+    """Flow of upsampled frames -> flow at the original resolution (area-averaged, px divided by the scale)."""
+    return flow if scale == 1 else F.avg_pool2d(flow, scale) / scale
+
+
 def end_point_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Mean over pixels of |pred - true| (Euclidean, px); (N, 2, H, W) inputs."""
     return (pred - true).norm(dim=1).mean()
@@ -140,6 +149,8 @@ class FlowTask:
         self.model = toy_raft().train()
         self.iters = int(cfg.options.get("iters", 6))
         self.gamma = float(cfg.options.get("gamma", 0.8))
+        self.scale = int(cfg.options.get("input_scale", 2))  # frames are upsampled this much before RAFT
+        self.fg_weight = float(cfg.options.get("fg_weight", 10.0))  # moving pixels are few: weigh them up
         self.val = world_pairs(cfg.num_val, cfg.data_seed + 1, cfg.size, cfg.num_frames)
 
     def parameters(self) -> list[torch.nn.Parameter]:
@@ -147,9 +158,17 @@ class FlowTask:
 
     def loss(self, generator: torch.Generator, batch_size: int) -> torch.Tensor:
         a, b, flow = map(torch.stack, zip(*(random_pair(generator, self.cfg.size) for _ in range(batch_size))))
-        preds = self.model(a * 2 - 1, b * 2 - 1, num_flow_updates=self.iters)
+        preds = self.predict(a, b, all_updates=True)
+        weight = 1 + self.fg_weight * (flow.norm(dim=1, keepdim=True) > 0).float()
         n = len(preds)
-        return sum(self.gamma ** (n - i - 1) * (p - flow).abs().mean() for i, p in enumerate(preds))
+        return sum(self.gamma ** (n - i - 1) * ((p - flow).abs() * weight).sum() / (2 * weight.sum())
+                   for i, p in enumerate(preds))
+
+    def predict(self, a: torch.Tensor, b: torch.Tensor, all_updates: bool = False):
+        """Flow at the frames' resolution: RAFT on frames upsampled `input_scale` times, flow scaled back."""
+        up = lambda x: upsample(x * 2 - 1, self.scale)  # noqa: E731
+        preds = [downsample_flow(p, self.scale) for p in self.model(up(a), up(b), num_flow_updates=self.iters)]
+        return preds if all_updates else preds[-1]
 
     @torch.no_grad()
     def val_loss(self) -> float:
@@ -157,7 +176,7 @@ class FlowTask:
         self.model.eval()
         try:
             a, b, flow = self.val
-            return float(end_point_error(self.model(a * 2 - 1, b * 2 - 1, num_flow_updates=self.iters)[-1], flow))
+            return float(end_point_error(self.predict(a, b), flow))
         finally:
             self.model.train()
 
@@ -175,5 +194,6 @@ class FlowTask:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / Path(WEIGHTS_FILE).name
         save_file({k: v.detach().contiguous() for k, v in self.model.state_dict().items()}, path,
-                  metadata={"arch": ARCH, "iters": str(self.iters), "val_epe_px": f"{self.val_loss():.4f}"})
+                  metadata={"arch": ARCH, "iters": str(self.iters), "input_scale": str(self.scale),
+                            "val_epe_px": f"{self.val_loss():.4f}"})
         return path

@@ -101,3 +101,39 @@ def test_text2video_zero_consistency_hinges_on_when_it_warps(toy_run, tmp_path):
     Runner(cfg, tmp_path / "late", progress=False).run("all")
     late = _values(tmp_path / "late")["text2video_zero"]["frame_consistency"]
     assert late > paper + 0.1  # measured 0.938
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory) -> Path:
+    """per_frame with `noise: shared`: every frame identical, no motion at all (issue 13's frozen baseline)."""
+    from bench.config import load_config
+    from bench.runner import Runner
+
+    cfg = load_config(None, {"methods": {"per_frame": {"noise": "shared"}}})
+    out = tmp_path_factory.mktemp("frozen") / "run"
+    assert Runner(cfg, out, progress=False).run("all").failed == 0
+    return out
+
+
+@pytest.mark.slow
+def test_a_frozen_video_loses_dynamic_degree_and_the_quality_score(toy_run, frozen_run):
+    """The VBench-style dimensions catch a still video: dynamic degree <= 0.1 and below every trained temporal
+    method, and VBench's quality score (over the dimensions the toy default measures) ranks it below them."""
+    frozen = _values(frozen_run)["per_frame"]
+    v = _values(toy_run)
+    assert frozen["frame_consistency"] > max(v[m]["frame_consistency"] for m in TRAINED_TEMPORAL)  # the old blind spot
+    assert frozen["dynamic_degree"] <= 0.1
+    for method in TRAINED_TEMPORAL:
+        assert v[method]["dynamic_degree"] > frozen["dynamic_degree"], method
+        assert v[method]["vbench_quality_score"] > frozen["vbench_quality_score"], method
+
+
+@pytest.mark.slow
+def test_dynamic_degree_follows_the_caption_on_the_default(toy_run):
+    """Per video, on the trained temporal methods: translating captions move more often than still ones."""
+    rows = [json.loads(line) for line in (toy_run / "samples.jsonl").read_text().splitlines()]
+    def mean(kind):
+        vals = [r["metrics"]["dynamic_degree"] for r in rows
+                if r["method"] in TRAINED_TEMPORAL and parse_motion(r["prompt"]).kind == kind]
+        return sum(vals) / len(vals)
+    assert mean("direction") > mean("still")

@@ -6,7 +6,8 @@ Real runs: `vbench.aesthetic_head` = that .pth (loaded strictly into nn.Linear, 
 `vbench.aesthetic_clip_model` / `aesthetic_clip_pretrained` (ViT-L-14 / openai). Preprocessing is open_clip's own
 transform; VBench's video path resizes uint8 tensors without antialiasing (recorded).
 Toy runs (`aesthetic_head: toy`): a linear head on the toy CLIP trained to read blur/noise degradation
-(bench/toy/quality_heads.py), a stand-in labelled as such.
+(bench/toy/quality_heads.py); it learned nothing (validation MAE = a constant predictor's), so toy numbers are
+plumbing-only, labelled so in the record, and the toy default leaves this dimension out.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ class AestheticQuality(MeanOverVideos):
 
             embedder = backbones.clip_embedder("toy", "toy", device)
             path = toy_weights(AESTHETIC_FILE)
-            name, note = portable_path(path), "toy stand-in: linear head on the toy CLIP, trained on blur/noise level"
+            name, note = portable_path(path), ("plumbing-only toy stand-in: linear head on the toy CLIP trained on "
+                                               "blur/noise level; its validation MAE (1.96 on 0-10) equals a constant "
+                                               "predictor's (1.94): the toy CLIP does not see degradation")
         else:
             path = backbones.weights_file(v.aesthetic_head, "aesthetic head",  # before the big CLIP loads
                                           "pass LAION's sa_0_4_vit_l_14_linear.pth, or 'toy'")
@@ -51,7 +54,8 @@ class AestheticQuality(MeanOverVideos):
             name, note = str(path.resolve()), "LAION aesthetic predictor (linear)"
         dim = embedder.model.visual.output_dim
         head = backbones.load_strict(nn.Linear(dim, 1), path, f"aesthetic head (nn.Linear({dim}, 1))")
-        info = {"head": note, "head_weights": name, "head_weights_sha256": backbones.file_sha256(path),
+        info = {"head": note, "plumbing_only": v.aesthetic_head == "toy", "head_weights": name,
+                "head_weights_sha256": backbones.file_sha256(path),
                 **{f"clip_{k}": val for k, val in embedder.describe().items()}}
         return cls(embedder, head.eval().requires_grad_(False).to(embedder.device), info)
 

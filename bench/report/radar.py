@@ -21,6 +21,7 @@ def radar(table: Table, out_dir: Path, stem: str = "vbench_radar") -> list[Path]
     angles = [2 * math.pi * i / len(dims) for i in range(len(dims))]
     fig, ax = plt.subplots(figsize=(6, 6), subplot_kw={"projection": "polar"})
     lo = 0.0
+    run_ids = sorted({run for run, _ in table.rows.values()})
     for label in table.values.index:
         norm = []
         for d in dims:
@@ -29,7 +30,8 @@ def radar(table: Table, out_dir: Path, stem: str = "vbench_radar") -> list[Path]
             norm.append(0.0 if math.isnan(v) else (v - mn) / (mx - mn))
         lo = min(lo, *norm)
         colour = method_colour(table.rows[label][1])
-        ax.plot(angles + angles[:1], norm + norm[:1], color=colour, linewidth=1.5, label=label)
+        style = ("-", "--", ":", "-.")[run_ids.index(table.rows[label][0]) % 4]  # runs differ by line style
+        ax.plot(angles + angles[:1], norm + norm[:1], color=colour, linewidth=1.5, linestyle=style, label=label)
         ax.fill(angles + angles[:1], norm + norm[:1], color=colour, alpha=0.08)
     ax.set_xticks(angles, [d.replace("_", "\n") for d in dims], fontsize=8)
     ax.set_ylim(min(lo, 0.0), 1.05)

@@ -145,3 +145,19 @@ def test_consistency_metric_is_frame_weighted_and_merges():
     a.merge_state(b)
     (t4, n4), (t7, n7) = _vbench_consistency(feats[4]), _vbench_consistency(feats[7])
     assert a.compute().item() == pytest.approx((t4 + t7) / (n4 + n7), abs=1e-9)
+
+
+def test_motion_smoothness_skips_videos_too_short_to_score():
+    from bench.metrics.motion_smoothness import MotionSmoothness
+
+    m = MotionSmoothness(_ConstantFlow(lambda i, hh, ww: torch.zeros(2, hh, ww)))
+    # even uint8 levels: the neighbours' mean is a whole level, so no rounding tie depends on float error
+    frames = torch.randint(0, 128, (5, 3, 8, 8), generator=torch.Generator().manual_seed(0)).float() * 2 / 255
+    m.update([Video(frames[:2]), Video(frames)], ["", ""])
+    assert np.isnan(m.last_values[0]) and int(m.n_videos) == 1
+    # zero flow: the midpoint is the mean of the even neighbours, scored against the odd frames
+    q = lambda x: np.round(np.clip(x.numpy(), 0, 1) * 255)  # noqa: E731
+    f = q(frames) / 255
+    pred = [(f[0] + f[2]) / 2, (f[2] + f[4]) / 2]
+    diffs = [np.mean(np.abs(q(torch.from_numpy(p)) - q(torch.from_numpy(o)))) for p, o in zip(pred, f[[1, 3]])]
+    assert m.compute().item() == pytest.approx((255 - np.mean(diffs)) / 255, abs=1e-6)

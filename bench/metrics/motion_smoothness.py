@@ -82,12 +82,20 @@ class MotionSmoothness(MeanOverVideos):
     def per_video(self, videos: Sequence[Video], prompts: Sequence[str]) -> torch.Tensor:
         values = []
         for v in videos:
-            if v.frames.shape[0] < 3:
-                raise UserError("motion_smoothness needs at least 3 frames per video; raise sampling.num_frames")
+            if v.frames.shape[0] < 3:  # no odd frame between two even ones: nothing to score (VBench asserts)
+                values.append(float("nan"))
+                continue
             frames = (v.frames.clamp(0, 1) * 255).round() / 255
             odd, pred = self.interpolate(frames)
             values.append(vfi_score(odd, pred))
         return torch.tensor(values, dtype=torch.float64)
+
+    def update(self, videos: Sequence[Video], prompts: Sequence[str]) -> None:
+        values = self.per_video(videos, prompts)
+        self.last_values = values.tolist()
+        keep = ~values.isnan()  # videos under 3 frames have no score and do not count
+        self.value_sum += values[keep].sum().to(self.value_sum.device)
+        self.n_videos += int(keep.sum())
 
     def describe(self) -> dict[str, Any]:
         return {"definition": "even frames interpolate the odd ones (RAFT bidirectional flow, linear-motion midpoint "

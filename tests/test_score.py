@@ -40,7 +40,7 @@ base: {{model: tiny, seed: 0}}
 methods: {{per_frame: {{}}}}
 prompts: {suite}
 sampling: {{num_frames: 4, height: 32, width: 32, num_inference_steps: 1, guidance_scale: 7.5, fps: 8}}
-metrics: [clip_score, frame_consistency, temporal_flickering, fvd]
+metrics: [clip_score, frame_consistency, temporal_flickering_all, fvd]
 fvd: {{detector: smoke, reference: procedural, procedural_videos: 4, num_frames: 4}}
 clip: {{model: tiny, pretrained: null, seed: 0}}
 device: cpu
@@ -69,7 +69,7 @@ def test_round_trip_generate_export_score(generated, capsys):
                  "--config", str(root / "tiny.yaml"), "--out", str(root / "imp")]) == 0
     assert tree(vb) == before  # nothing written into the user's folder
     gen, imp = metrics_of(root / "gen", "per_frame"), metrics_of(root / "imp", "theirs")
-    for name in ("clip_score", "frame_consistency", "temporal_flickering", "fvd"):
+    for name in ("clip_score", "frame_consistency", "temporal_flickering_all", "fvd"):
         assert abs(gen[name]["value"] - imp[name]["value"]) <= 1e-6, name
     for p in PROMPTS:  # lossless export: the stored frames are bit-identical
         a = np.load(root / "gen" / "videos" / "per_frame" / f"{p['id']}-s0.npy")

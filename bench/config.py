@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.accel import AccelConfig
 from bench.errors import UserError
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
@@ -112,14 +113,15 @@ class RunConfig(_Strict):
     metrics: list[str] = Field(default_factory=lambda: ["clip_score", "frame_consistency", "temporal_flickering"])
     clip: ClipConfig = ClipConfig()
     fvd: FvdConfig = FvdConfig()
-    batch_size: int = 1
+    batch_size: int | Literal["auto"] = Field(1, description="videos per batch, or 'auto' (see bench/accel.py)")
+    accel: AccelConfig = AccelConfig()
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
 
     @field_validator("samples_per_prompt", "batch_size")
     @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
+    def _positive(cls, v: int | str) -> int | str:
+        if v != "auto" and v < 1:
             raise ValueError(f"must be >= 1 (got {v})")
         return v
 
@@ -143,7 +145,8 @@ class RunConfig(_Strict):
         """Everything that determines the videos: their hash names the default output folder."""
         return {"base": self.base.model_dump(), "methods": self.methods, "prompts_sha256": suite_sha256,
                 "samples_per_prompt": self.samples_per_prompt, "seed": self.seed,
-                "sampling": self.sampling.model_dump(), "dtype": self.dtype, "device": device}
+                "sampling": self.sampling.model_dump(), "dtype": self.dtype, "device": device,
+                **({"accel": self.accel.output_changing()} if self.accel.output_changing() else {})}
 
 
 def config_hash(obj: Any) -> str:

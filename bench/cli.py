@@ -16,6 +16,10 @@ from typing import Any, Sequence
 from bench.errors import UserError
 
 
+def _batch_size(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="config name (see `t2v-bench ls configs`) or a YAML path; default: toy")
     p.add_argument("--methods", help="comma-separated subset of methods, e.g. per_frame,animatediff")
@@ -26,7 +30,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int)
     p.add_argument("--steps", type=int, help="denoising steps")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=_batch_size, help="videos per batch, or 'auto' (largest that fits)")
     p.add_argument("--seed", type=int, help="base seed of the per-sample seed rule")
     p.add_argument("--out", help="run folder (default: results/runs/<config>-<hash>, so a rerun resumes)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
@@ -134,7 +138,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _report_parsers(sub: Any) -> None:
-    from bench.report.compare import DEFAULT_FAIL_ON, QUALITY_DEFAULT
+    from bench.report.gate_defaults import DEFAULT_FAIL_ON, QUALITY_DEFAULT  # not compare.py: pandas is slow to load
 
     rep = sub.add_parser("report", help="tables (Markdown, LaTeX), plots and an HTML gallery from run folders")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or run.json files)")
@@ -150,9 +154,9 @@ def _report_parsers(sub: Any) -> None:
     cmp_ = sub.add_parser("compare", help="regression gate: exit 0 within tolerance, 1 on a regression, 2 bad input")
     cmp_.add_argument("baseline", metavar="BASELINE", help="baseline run folder or run.json")
     cmp_.add_argument("new", metavar="NEW", help="new run folder or run.json")
-    defaults = ",".join(f"{k}:{v}" for k, v in DEFAULT_FAIL_ON.items())
+    defaults = ",".join(f"{k}:{v}" for k, v in DEFAULT_FAIL_ON.items()).replace("%", "%%")  # argparse %-formats help
     cmp_.add_argument("--fail-on", help="NAME:TOL,... where TOL is relative (-1%%) or absolute (-0.5) in the metric's "
-                      f"worse direction, or 'off'; defaults: every quality metric {QUALITY_DEFAULT}, {defaults}")
+                      f"worse direction, or 'off'; defaults: every quality metric {QUALITY_DEFAULT.replace('%', '%%')}, {defaults}")
     cmp_.add_argument("--markdown", metavar="PATH", help="also write the summary table to this Markdown file")
     cmp_.add_argument("--mode", choices=["fixed", "paired"], default="fixed", help="fixed: tolerances on the "
                       "recorded values (deterministic CPU runs); paired: one-sided paired test per video on the two "
@@ -255,13 +259,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from bench.config import config_names
+    from pathlib import Path
+
     from bench.prompts import suite_names
     from bench.registry import METHODS, METRICS
 
     sections = {"methods": [f"{n}  ({METHODS.target(n)})" for n in METHODS.names()],
                 "metrics": [f"{n}  ({METRICS.target(n)})" for n in METRICS.names()],
-                "suites": suite_names(), "configs": config_names()}
+                # bench.config.config_names, without importing bench.config (its pydantic models take ~0.5 s)
+                "suites": suite_names(), "configs": sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))}
     for what, names in sections.items():
         if args.what in (None, what):
             print(f"{what}:")
@@ -328,8 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("diffusers", "transformers", "root", "open_clip"):
             logging.getLogger(name).setLevel(logging.ERROR)
         logging.getLogger().setLevel(logging.ERROR)
-        from diffusers.utils import logging as diffusers_logging
-        diffusers_logging.set_verbosity_error()
+        # read when (if) diffusers / transformers load: importing them here would cost every command seconds
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         logging.getLogger("t2v_bench").setLevel(logging.WARNING)
     try:
         if args.command in ("run", "generate", "evaluate"):

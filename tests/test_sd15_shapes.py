@@ -1,7 +1,7 @@
 """Every method on the exact SD 1.5 UNet / VAE / text-encoder configs with random weights and the real AnimateDiff
 adapter configs (v1, v2 with its mid block, v3): 2 frames at 64x64, 2 steps. Catches the shape bugs tiny models hide.
 
-Slow (about 15 minutes on a busy 2-core CPU, ~9 GB RAM peak, bf16): skipped unless T2V_BENCH_REAL_ARCH=1.
+Slow (30 min on a shared 2-core CPU at load ~18; ~9 GB RAM peak, bf16): skipped unless T2V_BENCH_REAL_ARCH=1.
 
     T2V_BENCH_REAL_ARCH=1 python -m pytest -q tests/test_sd15_shapes.py
 """
@@ -13,7 +13,7 @@ import torch
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("T2V_BENCH_REAL_ARCH") != "1",
-                                 reason="SD 1.5 shapes on CPU take ~15 min; set T2V_BENCH_REAL_ARCH=1")]
+                                 reason="SD 1.5 shapes on CPU take ~30 min; set T2V_BENCH_REAL_ARCH=1")]
 
 DTYPE = torch.bfloat16  # half the memory of float32; the shapes are what is under test
 # Trainable parameters on SD 1.5 shapes in millions, from outside this code: the official releases' sizes

@@ -21,6 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+def _batch_size(text: str) -> int | str:
+    return text if text == "auto" else int(text)
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
@@ -33,7 +35,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int)
     p.add_argument("--steps", type=int, help="denoising steps")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=_batch_size, help="videos per batch, or 'auto' (largest that fits)")
     p.add_argument("--seed", type=int, help="base seed of the per-sample seed rule")
     p.add_argument("--out", help="run folder (default: results/runs/<config>-<hash>, so a rerun resumes)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
@@ -141,7 +143,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _report_parsers(sub: Any) -> None:
-    from bench.report.compare import DEFAULT_FAIL_ON, QUALITY_DEFAULT
+    from bench.report.gate_defaults import DEFAULT_FAIL_ON, QUALITY_DEFAULT  # not compare.py: pandas is slow to load
 
     rep = sub.add_parser("report", help="tables (Markdown, LaTeX), plots and an HTML gallery from run folders")
     rep.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or run.json files)")
@@ -274,13 +276,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from bench.config import config_names
+    from pathlib import Path
+
     from bench.prompts import suite_names
     from bench.registry import METHODS, METRICS
 
     sections = {"methods": [f"{n}  ({METHODS.target(n)})" for n in METHODS.names()],
                 "metrics": [f"{n}  ({METRICS.target(n)})" for n in METRICS.names()],
-                "suites": suite_names(), "configs": config_names()}
+                # bench.config.config_names, without importing bench.config (its pydantic models take ~0.5 s)
+                "suites": suite_names(), "configs": sorted(p.stem for p in (Path(__file__).parent / "configs").glob("*.yaml"))}
     for what, names in sections.items():
         if args.what in (None, what):
             print(f"{what}:")
@@ -347,8 +351,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in ("diffusers", "transformers", "root", "open_clip"):
             logging.getLogger(name).setLevel(logging.ERROR)
         logging.getLogger().setLevel(logging.ERROR)
-        from diffusers.utils import logging as diffusers_logging
-        diffusers_logging.set_verbosity_error()
+        # read when (if) diffusers / transformers load: importing them here would cost every command seconds
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         logging.getLogger("t2v_bench").setLevel(logging.WARNING)
     try:
         if args.command in ("run", "generate", "evaluate"):

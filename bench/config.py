@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.accel import AccelConfig
 from bench.errors import UserError
 from bench.vbench_config import VBenchConfig
 
@@ -128,14 +129,15 @@ class RunConfig(_Strict):
     clip: ClipConfig = ClipConfig()
     fvd: FvdConfig = FvdConfig()
     vbench: VBenchConfig = VBenchConfig()  # models and knobs of the VBench-style dimensions
-    batch_size: int = 1
+    batch_size: int | Literal["auto"] = Field(1, description="videos per batch, or 'auto' (see bench/accel.py)")
+    accel: AccelConfig = AccelConfig()
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
 
     @field_validator("samples_per_prompt", "batch_size")
     @classmethod
-    def _positive(cls, v: int) -> int:
-        if v < 1:
+    def _positive(cls, v: int | str) -> int | str:
+        if v != "auto" and v < 1:
             raise ValueError(f"must be >= 1 (got {v})")
         return v
 
@@ -163,7 +165,8 @@ class RunConfig(_Strict):
         """Everything that determines the videos: their hash names the default output folder."""
         return {"base": self.base.model_dump(), "methods": self.methods, "prompts_sha256": suite_sha256,
                 "samples_per_prompt": self.samples_per_prompt, "seed": self.seed,
-                "sampling": self.sampling.model_dump(), "dtype": self.dtype, "device": device}
+                "sampling": self.sampling.model_dump(), "dtype": self.dtype, "device": device,
+                **({"accel": self.accel.output_changing()} if self.accel.output_changing() else {})}
 
 
 MAX_SIDE = 4096

@@ -30,6 +30,8 @@ class BaseComponents:
     unet: Any
     scheduler: Any
     source: dict[str, Any] = field(default_factory=dict)  # what was loaded, for the run record
+    execution_device: torch.device | None = None  # where the work runs when modules are offloaded to the CPU
+    text_cache: Any = None  # a bench.text_cache.TextEmbeddingCache, attached by the runner
 
     @property
     def vae_scale_factor(self) -> int:
@@ -37,7 +39,7 @@ class BaseComponents:
 
     @property
     def device(self) -> torch.device:
-        return self.unet.device
+        return self.execution_device or self.unet.device
 
     @property
     def dtype(self) -> torch.dtype:

@@ -6,7 +6,7 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -104,3 +104,46 @@ def summarize(samples: list[dict], num_frames: int, steps: int) -> dict[str, flo
         "frames_per_sec": round(num_frames / median, 3) if median > 0 else None,
         "sec_per_step": round(statistics.median(denoise) / steps, 5) if denoise else None,
     }
+
+
+# Per-video stage timers a method reports in Video.info (synchronised, seconds per video), and what they mean.
+STAGES = {"encode_seconds": "text_encoding", "denoiser_seconds": "denoiser", "decode_seconds": "vae_decode"}
+
+
+class TimeBreakdown:
+    """Where a method's generation time goes: sums of the per-video stage timers over the timed (non-warm-up)
+    batches, against the wall time of those batches including handing the videos to the writer. Scheduler =
+    the denoising loop minus the denoiser's forward (scheduler steps, guidance arithmetic); writing = the time the
+    loop waited for the background writer; other = what none of the timers covers (noise, batching, bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.seconds = {name: 0.0 for name in (*STAGES.values(), "scheduler", "writing")}
+        self.videos = 0
+
+    def add(self, videos: list, wall_seconds: float, write_wait_seconds: float) -> None:
+        self.wall += wall_seconds
+        self.seconds["writing"] += write_wait_seconds
+        self.videos += len(videos)
+        for video in videos:
+            info = video.info
+            for key, name in STAGES.items():
+                self.seconds[name] += info.get(key) or 0.0
+            if info.get("denoise_seconds") is not None:
+                self.seconds["scheduler"] += info["denoise_seconds"] - (info.get("denoiser_seconds") or 0.0)
+
+    def add_wait(self, write_wait_seconds: float) -> None:
+        """The final wait for the writer at the end of a method's session: counted only if batches were timed."""
+        if self.videos:
+            self.wall += write_wait_seconds
+            self.seconds["writing"] += write_wait_seconds
+
+    def result(self, writer_busy_seconds: float | None = None) -> dict[str, Any]:
+        if not self.videos or self.wall <= 0:
+            return {}
+        seconds = {**self.seconds, "other": max(0.0, self.wall - sum(self.seconds.values()))}
+        return {"videos": self.videos, "wall_seconds": round(self.wall, 4),
+                "seconds": {k: round(v, 4) for k, v in seconds.items()},
+                "share": {k: round(v / self.wall, 4) for k, v in seconds.items()},
+                **({"writer_busy_seconds": round(writer_busy_seconds, 4)} if writer_busy_seconds is not None else {}),
+                "timers": "synchronised (torch.cuda.synchronize on CUDA) around each stage; warm-up batches excluded"}

@@ -24,10 +24,13 @@ from bench.config import RunConfig, config_hash
 from bench.distributed import Dist
 from bench.errors import UserError
 from bench.models import load_base, resolve_device, resolve_dtype
-from bench.perf import MemoryWatch, summarize
+from bench.accel import BatchSizer, prepare_base, prepare_method
+from bench.perf import MemoryWatch, TimeBreakdown, summarize
 from bench.prompts import PromptSuite, load_suite
 from bench.registry import METHODS
 from bench.store import SCHEMA_VERSION, RunStore, atomic_write_json, environment, git_state, write_jsonl
+from bench.text_cache import TextEmbeddingCache
+from bench.writer import BackgroundWriter
 
 log = logging.getLogger("t2v_bench")
 SEED_RULE = "int(sha256(f'{seed}/{prompt_id}/{sample}').hexdigest()[:8], 16)"
@@ -83,6 +86,7 @@ class Runner:
         self.store = RunStore(self.out_dir)
         self.progress = progress and self.dist.is_main
         self._base = None
+        self.accel_applied: dict[str, Any] = {}
 
     def _check_methods(self) -> None:
         for name in self.cfg.methods:
@@ -102,6 +106,8 @@ class Runner:
             if self.cfg.base.model == "toy" or "toy" in self.cfg.methods[method].values():
                 # Toy weights are retrainable under the same name: key on their content.
                 identity["toy_weights_sha256"] = _toy_fingerprint()
+            if self.cfg.accel.output_changing():
+                identity["accel"] = self.cfg.accel.output_changing()
             for prompt in self.suite.prompts:
                 for k in range(self.cfg.samples_per_prompt):
                     request = GenRequest(prompt_id=prompt.id, prompt=prompt.text,
@@ -115,13 +121,20 @@ class Runner:
     # ------------------------------------------------------------------ generate
     def base(self):
         if self._base is None:
-            b = self.cfg.base
-            self._base = load_base(b.model, revision=b.revision, unet=b.unet, lora=b.lora, lora_scale=b.lora_scale,
-                                   seed=b.seed, device=self.device, dtype=self.dtype, config=b.config)
+            b, accel = self.cfg.base, self.cfg.accel
+            load_device = torch.device("cpu") if accel.cpu_offload and self.device.type == "cuda" else self.device
+            base = load_base(b.model, revision=b.revision, unet=b.unet, lora=b.lora, lora_scale=b.lora_scale,
+                             seed=b.seed, device=load_device, dtype=self.dtype, config=b.config)
+            self.accel_applied = prepare_base(base, accel, self.device, self.dtype)
+            base.execution_device = self.device
+            base.text_cache = TextEmbeddingCache()
+            self._base = base
         return self._base
 
     def build_method(self, name: str):
-        return METHODS.get(name)(self.base(), **self.cfg.methods[name])
+        method = METHODS.get(name)(self.base(), **self.cfg.methods[name])
+        prepare_method(method, self.cfg.accel, self.device)
+        return method
 
     def generate(self, items: list[WorkItem] | None = None) -> dict[str, dict[str, int]]:
         """Generate every item of this process's share not already on disk; returns counts per method, summed
@@ -133,7 +146,7 @@ class Runner:
         counts: dict[str, dict[str, int]] = {}
         for method_name in self.cfg.methods:
             planned = [it for it in items if it.method == method_name]
-            size = self.cfg.batch_size
+            size = self.cfg.accel.auto_batch_max if self.cfg.batch_size == "auto" else self.cfg.batch_size
             my_batches = self.dist.split([planned[i:i + size] for i in range(0, len(planned), size)])
             todo_batches = [[it for it in b if not self.store.is_done(it.method, it.prompt_id, it.sample, it.key)]
                             for b in my_batches]
@@ -144,10 +157,16 @@ class Runner:
             if not todo_batches:
                 continue
             method = self.build_method(method_name)
-            with MemoryWatch(self.device) as mem:
+            sizer = BatchSizer(self.cfg.batch_size, self.cfg.accel.auto_batch_max)
+            breakdown, advance = TimeBreakdown(), self._progress(n_todo, method_name)
+            with MemoryWatch(self.device) as mem, BackgroundWriter() as writer:
                 stage_started = time.perf_counter()
-                warmup = True  # the session's first batch pays lazy init and allocator growth: kept, not timed
-                for b_i, batch in enumerate(_with_progress(todo_batches, self._progress(n_todo, method_name))):
+                seen: set = set()  # batch shapes run so far: a new one pays lazy init (and compilation)
+                queue = [list(b) for b in todo_batches]  # an out-of-memory retry splits the head batch
+                b_i = 0  # batches run so far
+                while queue:
+                    batch = queue[0][:sizer.take(len(queue[0]))]
+                    warmup = not seen or (self.cfg.accel.compile and len(batch) not in seen)
                     try:
                         started = time.perf_counter()
                         videos = method.generate([it.request for it in batch])
@@ -155,6 +174,11 @@ class Runner:
                     except (UserError, KeyboardInterrupt):
                         raise
                     except Exception as exc:  # one broken batch must not take finished work with it
+                        if sizer.shrink(len(batch), exc):
+                            log.warning("[rank %d] %s: out of memory at batch size %d, retrying at %d",
+                                        self.dist.rank, method_name, len(batch), sizer.size)
+                            continue
+                        _consume(queue, len(batch))
                         counts[method_name]["failed"] += len(batch)
                         why = f"{type(exc).__name__}: {exc}"
                         if _is_oom(exc):  # a rerun cannot help: say what to lower
@@ -165,14 +189,31 @@ class Runner:
                         continue
                     if len(videos) != len(batch):
                         raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
+                    _consume(queue, len(batch))
+                    sizer.fitted(len(batch))
+                    seen.add(len(batch))
+                    b_i += 1
+                    waited = writer.stats.wait_seconds
                     for it, video in zip(batch, videos):
                         # videos of one batch share one time: the batch id keeps them one unit in bench.stats
                         saved = self._save(it, video, elapsed / len(batch), method, warmup,
-                                           f"{self.dist.rank}:{stage_started:.3f}:{b_i}")
+                                           f"{self.dist.rank}:{stage_started:.3f}:{b_i}", writer)
                         counts[method_name]["generated" if saved else "failed"] += 1
-                    warmup = False
+                    if not warmup:
+                        breakdown.add(videos, time.perf_counter() - started, writer.stats.wait_seconds - waited)
+                    advance(len(batch))
+                waited = writer.stats.wait_seconds
+                failures = writer.drain()
+                breakdown.add_wait(writer.stats.wait_seconds - waited)
+            counts[method_name]["failed"] += len(failures)
+            counts[method_name]["generated"] -= len(failures)
+            for label, exc in failures:
+                log.error("[rank %d] %s: writing %s failed: %s: %s", self.dist.rank, method_name, label,
+                          type(exc).__name__, exc)
             counts[method_name]["stage_seconds"] = time.perf_counter() - stage_started
-            self.store.save_method_perf(method_name, self.dist.rank, {**mem.result(), **self._param_counts(method)})
+            self.store.save_method_perf(method_name, self.dist.rank, {
+                **mem.result(), **self._param_counts(method), **sizer.record(),
+                "time_breakdown": breakdown.result(writer.stats.busy_seconds)})
             del method
         return _sum_counts(self.dist.gather_objects(counts))
 
@@ -186,8 +227,9 @@ class Runner:
         return {"params": {"trainable": count_parameters(method.trainable_parameters())}, **extra}
 
     def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool,
-              batch: str | None = None) -> bool:
-        """Write one finished video; False (not written, so never scored) when its frames are not finite."""
+              batch: str | None = None, writer: BackgroundWriter | None = None) -> bool:
+        """Write one finished item, with a writer in the background (a write failure is counted when it drains);
+        False (not written, so never scored) when its frames are not finite."""
         if video.num_frames != item.request.num_frames:
             raise RuntimeError(f"{item.method} returned {video.num_frames} frames, {item.request.num_frames} requested")
         if not torch.isfinite(video.frames).all():
@@ -198,7 +240,14 @@ class Runner:
         meta = {"key": item.key, "method": item.method, "sample": item.sample, "request": item.request.to_dict(),
                 "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"), "warmup": warmup, "batch": batch,
                 "info": video.info, "method_config_hash": self._config_hash(method)}
-        self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
+
+        def job() -> None:
+            self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
+
+        if writer is None:
+            job()
+        else:
+            writer.submit(f"{item.prompt_id}-s{item.sample}", job)
         return True
 
     def _config_hash(self, method: Any) -> str:
@@ -338,6 +387,7 @@ class Runner:
                          "dtype": self.cfg.dtype, "batch_size": self.cfg.batch_size,
                          # what guidance did: the shared sampler runs classifier-free guidance only above 1
                          "cfg": s.guidance_scale > 1.0},
+            "accel": {**self.cfg.accel.model_dump(), **self.accel_applied},
             "methods": methods,
         }
 
@@ -385,10 +435,12 @@ def default_out_dir(cfg: RunConfig, generation_hash: str) -> Path:
     return Path("results") / "runs" / f"{cfg.name}-{generation_hash[:10]}"
 
 
-def _with_progress(batches: list[list], advance: Callable[[int], None]):
-    for batch in batches:
-        yield batch
-        advance(len(batch))
+def _consume(queue: list[list], n: int) -> None:
+    """Drop the first n items of the head batch (the whole batch when that is all of it)."""
+    if n >= len(queue[0]):
+        queue.pop(0)
+    else:
+        queue[0] = queue[0][n:]
 
 
 OOM_HINT = "lower --batch-size, then --height/--width or --frames (or use a GPU dtype of fp16/bf16)"

@@ -20,12 +20,14 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import torch
 
 from bench.errors import UserError
+
+if TYPE_CHECKING:  # reports and `ls` read and write run folders without loading torch
+    import torch
 
 SCHEMA_VERSION = "1.0"
 log = logging.getLogger("t2v_bench")
@@ -184,6 +186,8 @@ class RunStore:
 
     def load_frames(self, method: str, prompt_id: str, sample: int) -> torch.Tensor:
         """(F, H, W, C) uint8."""
+        import torch
+
         path = self.item_path(method, prompt_id, sample, ".npy")
         try:
             return torch.from_numpy(np.load(path, allow_pickle=False))
@@ -233,6 +237,8 @@ def git_state(path: Path) -> dict[str, Any]:
 
 def environment(device: torch.device) -> dict[str, Any]:
     import platform
+
+    import torch
     from importlib.metadata import PackageNotFoundError, version
 
     def v(pkg: str) -> str | None:

@@ -25,6 +25,7 @@ class LatentVideoMethod:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     decode_chunk_size: int = 16
+    stage_seconds: dict[str, float]  # synchronised stage timers of the current generate() call
 
     def __init__(self, base: BaseComponents, **options: Any):
         unknown = set(options) - set(self.option_defaults())
@@ -35,6 +36,7 @@ class LatentVideoMethod:
                             f"{did_you_mean(bad, self.option_defaults()) if self.option_defaults() else 'it takes none'}")
         self.base = base
         self.options = {**self.option_defaults(), **options}
+        self.stage_seconds = {}
 
     # ------------------------------------------------------------------ what a method overrides
     @classmethod
@@ -122,6 +124,12 @@ class LatentVideoMethod:
 
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> torch.Tensor:
+        cache = self.base.text_cache  # the runner's: each text is encoded once per run
+        if cache is not None:
+            return cache.embed(self.base.text_encoder, prompts, self.device, self.dtype, self._encode_texts)
+        return self._encode_texts(prompts)
+
+    def _encode_texts(self, prompts: Sequence[str]) -> torch.Tensor:
         tok = self.base.tokenizer(list(prompts), padding="max_length", max_length=self.base.tokenizer.model_max_length,
                                   truncation=True, return_tensors="pt")
         return self.base.text_encoder(tok.input_ids.to(self.device))[0].to(self.dtype)
@@ -141,7 +149,8 @@ class LatentVideoMethod:
         do_cfg = guidance_scale > 1.0
         model_in = torch.cat([latents, latents]) if do_cfg else latents
         model_in = scheduler.scale_model_input(model_in, t)
-        noise = self.predict_noise(model_in, t, embeds)
+        with timed(self.stage_seconds, "denoiser_seconds", self.device):
+            noise = self.predict_noise(model_in, t, embeds)
         if do_cfg:
             uncond, cond = noise.chunk(2)
             noise = uncond + guidance_scale * (cond - uncond)
@@ -161,7 +170,7 @@ class LatentVideoMethod:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, C, F, h, w) latents -> (B, F, 3, H, W) float32 frames in [0, 1] on CPU."""
         b, _, f = latents.shape[:3]
-        flat = self.fold_frames(latents) / self.base.vae.config.scaling_factor
+        flat = (self.fold_frames(latents) / self.base.vae.config.scaling_factor).to(self.base.vae.dtype)
         images = torch.cat([self.base.vae.decode(chunk).sample for chunk in flat.split(self.decode_chunk_size)])
         images = (images.float() / 2 + 0.5).clamp(0, 1).cpu()
         return images.reshape(b, f, *images.shape[1:])
@@ -174,7 +183,7 @@ class LatentVideoMethod:
         if any(r.settings() != first.settings() for r in requests):
             # Different sizes cannot share a tensor: run each setting group on its own, keep the order.
             return [video for r in requests for video in self.generate([r])]
-        stages: dict[str, float] = {}
+        stages = self.stage_seconds = {}  # guided_noise adds the denoiser's share of denoise_seconds
         with timed(stages, "encode_seconds", self.device):
             cond = self.encode_prompts([r.prompt for r in requests])
             if first.guidance_scale > 1.0:

@@ -1,9 +1,11 @@
 """Harness overhead: `Runner.generate` (planning, caching, per-item writes of mp4 + lossless frames, warm-up)
 against calling the same diffusers pipeline directly in a loop on the same requests, side by side in one process.
 
-    python tests/benchmarks/harness_overhead.py [--rounds 3] [--out results/overhead.json]
+    python tests/benchmarks/harness_overhead.py [--rounds 5] [--config toy|smoke] [--threads 1] [--out results/overhead.json]
 
-Rounds interleave the two so that machine noise hits both alike; the ratio is of medians.
+Rounds interleave the two (and alternate which goes first) so that machine noise hits both alike; the ratio is of
+medians. Both sides run at batch size 1 on the config's sizes (default: the embedded default, `toy`); each harness
+round is a fresh run (a fresh text-embedding cache), sharing only the loaded weights.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ def direct_loop(method_name: str, base, method, requests) -> None:
 
     b = base
     if method_name == "animatediff":
-        # as a user writes it: the pipeline folds the adapter into the 2-D UNet itself (from_unet2d)
-        pipe = AnimateDiffPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=b.unet,
+        # the motion UNet the method built (from_unet2d of the same adapter): building models is outside both sides
+        pipe = AnimateDiffPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=method.unet,
                                    motion_adapter=method.adapter, scheduler=b.scheduler)
     else:
         pipe = StableDiffusionPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=b.unet,
@@ -44,41 +46,67 @@ def direct_loop(method_name: str, base, method, requests) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--config", default="toy")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the writer thread is extra)")
+    parser.add_argument("--max-videos", type=int, help="only the first N requests of the plan (per method)")
     parser.add_argument("--out", default="results/overhead.json")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     from bench.config import load_config
     from bench.runner import Runner
 
-    cfg = load_config("smoke", {"methods": {"per_frame": {}, "animatediff": {}}})
+    base_cfg = load_config(args.config, {"batch_size": 1, "device": "cpu"})
+    cfg = base_cfg.model_copy(update={"methods": {m: base_cfg.methods.get(m, {}) for m in ("per_frame", "animatediff")}})
     results = {}
     for method_name in cfg.methods:
         mcfg = cfg.model_copy(update={"methods": {method_name: cfg.methods[method_name]}})
         probe = Runner(mcfg, tempfile.mkdtemp(), progress=False)
-        items = probe.plan()
+        items = probe.plan()[:args.max_videos]
         base = probe.base()
         method = probe.build_method(method_name)
         direct_loop(method_name, base, method, [it.request for it in items[:1]])  # warm both paths once
         harness_s, direct_s = [], []
-        for _ in range(args.rounds):
+
+        harness_cpu, direct_cpu = [], []
+
+        def harness() -> None:
             out = Path(tempfile.mkdtemp())
             runner = Runner(mcfg, out, progress=False)
-            runner._base = base  # both sides share loaded weights: loading is not what we measure
-            started = time.perf_counter()
+            runner._base = base  # both sides share loaded weights and built models: loading is not measured
+            runner.build_method = lambda name: method
+            if hasattr(base, "text_cache"):
+                from bench.text_cache import TextEmbeddingCache
+                base.text_cache = TextEmbeddingCache()  # a new run encodes its prompts anew
+            started, cpu = time.perf_counter(), time.process_time()
             runner.generate(items)
             harness_s.append(time.perf_counter() - started)
+            harness_cpu.append(time.process_time() - cpu)  # all threads: the writer's work counts too
             shutil.rmtree(out)
-            started = time.perf_counter()
+
+        def direct() -> None:
+            started, cpu = time.perf_counter(), time.process_time()
             direct_loop(method_name, base, method, [it.request for it in items])
             direct_s.append(time.perf_counter() - started)
+            direct_cpu.append(time.process_time() - cpu)
+
+        for k in range(args.rounds):
+            for side in ((harness, direct) if k % 2 == 0 else (direct, harness)):
+                side()
         h, d = statistics.median(harness_s), statistics.median(direct_s)
+        # On a shared machine load drifts between rounds: the ratio within each adjacent pair is steadier, and CPU
+        # time (all threads) shows the work added whatever the load.
+        paired = statistics.median(a / b for a, b in zip(harness_s, direct_s))
+        cpu_ratio = statistics.median(harness_cpu) / statistics.median(direct_cpu)
         results[method_name] = {"harness_s": harness_s, "direct_s": direct_s, "ratio_of_medians": round(h / d, 3),
-                                "videos": len(items)}
-        print(f"{method_name}: harness {h:.2f} s, direct {d:.2f} s, ratio {h / d:.3f} ({len(items)} videos)")
+                                "median_paired_ratio": round(paired, 3), "cpu_ratio_of_medians": round(cpu_ratio, 3),
+                                "harness_cpu_s": harness_cpu, "direct_cpu_s": direct_cpu, "videos": len(items)}
+        print(f"{method_name}: harness {h:.2f} s, direct {d:.2f} s, ratio {h / d:.3f}, paired {paired:.3f}, "
+              f"cpu {cpu_ratio:.3f} ({len(items)} videos)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"torch_threads": torch.get_num_threads(), "rounds": args.rounds,
-                                          "results": results}, indent=2))
+                                          "config": args.config, "results": results}, indent=2))
     print(f"wrote {args.out}")
 
 

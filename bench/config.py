@@ -193,15 +193,23 @@ def config_names() -> list[str]:
     return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
 
 
+def _field_loc(loc: tuple) -> str:
+    """'batch_size.int' -> 'batch_size': pydantic names the branch of a union (int | 'auto') it tried; the user
+    wrote a key, not a branch."""
+    parts = [str(x) for x in loc if not (isinstance(x, str) and (x in {"int", "float", "str", "bool"}
+                                                                  or x.startswith(("literal[", "function-"))))]
+    return ".".join(parts) or "(top level)"
+
+
 def _format_validation_error(where: str, exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+    errors = list({_field_loc(e["loc"]): e for e in reversed(exc.errors())}.items())[::-1]  # one per key
+    loc, err = errors[0]
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "finite_number":
         msg = f"must be a finite number (got {err.get('input')!r})"
     if err["type"] == "extra_forbidden":
         msg = "unknown key; check the spelling against README's config reference"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {loc}: {msg}{more}"
 
 

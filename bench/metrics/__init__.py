@@ -1,11 +1,12 @@
 """Metrics: each a torchmetrics.Metric with sum states (see base.py). `build_metrics` wires shared models."""
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from bench.registry import METRICS
+
+if TYPE_CHECKING:  # reports read quality_score's constants without loading torch
+    import torch
 
 
 def build_metrics(names: list[str], cfg: Any, device: torch.device) -> dict[str, Any]:

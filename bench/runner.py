@@ -96,9 +96,12 @@ class Runner:
         s = self.cfg.sampling
         items = []
         for method in self.cfg.methods:
-            version = getattr(METHODS.get(method), "version", "0")
-            identity = {"method": method, "version": version, "options": self.cfg.methods[method],
+            cls = METHODS.get(method)
+            version = getattr(cls, "version", "0")
+            identity = {"method": method, "version": version, "options": self.method_options(method),
                         "base": self.cfg.base.model_dump(), "dtype": self.cfg.dtype, "device": self.device.type}
+            if hasattr(cls, "noise_schedule"):  # the method's default schedule (the options hold any override)
+                identity["noise_schedule"] = dict(cls.noise_schedule)
             if self.cfg.base.model == "toy" or "toy" in self.cfg.methods[method].values():
                 # Toy weights are retrainable under the same name: key on their content.
                 identity["toy_weights_sha256"] = _toy_fingerprint()
@@ -120,8 +123,23 @@ class Runner:
                                    seed=b.seed, device=self.device, dtype=self.dtype, config=b.config)
         return self._base
 
+    def method_options(self, name: str) -> dict[str, Any]:
+        """A method's options with the run's sampler (sampling.scheduler, sampling.eta) filled in where the
+        method's own options leave it unset. Methods outside LatentVideoMethod get them only if they are set."""
+        from methods.base import COMMON_OPTIONS, LatentVideoMethod
+
+        s, own = self.cfg.sampling, dict(self.cfg.methods[name])
+        sampler = {"scheduler": s.scheduler, "eta": s.eta}
+        cls = METHODS.get(name)
+        if isinstance(cls, type) and issubclass(cls, LatentVideoMethod):
+            return {**sampler, **own}
+        if any(sampler[k] != COMMON_OPTIONS[k] for k in sampler):
+            raise UserError(f"method '{name}' does not take sampling.scheduler/eta; leave them at ddim/0 or set "
+                            "them per method")
+        return own
+
     def build_method(self, name: str):
-        return METHODS.get(name)(self.base(), **self.cfg.methods[name])
+        return METHODS.get(name)(self.base(), **self.method_options(name))
 
     def generate(self, items: list[WorkItem] | None = None) -> dict[str, dict[str, int]]:
         """Generate every item of this process's share not already on disk; returns counts per method, summed
@@ -180,6 +198,8 @@ class Runner:
         """Parameter counts and, for trained weights that carry a training record, what training them cost."""
         cost = method.training_cost() if hasattr(method, "training_cost") else None
         extra = {"training": cost} if cost else {}
+        if hasattr(method, "scheduler_record"):  # the resolved noise schedule and sampler, for run.json
+            extra["scheduler"] = method.scheduler_record()
         if hasattr(method, "parameter_counts"):
             return {"params": method.parameter_counts(), **extra}
         from methods.base import count_parameters
@@ -315,8 +335,9 @@ class Runner:
                 "config_hash": metas[0]["method_config_hash"] if metas else None,
                 "params": perf_file.get("params", {}),
                 **({"training": perf_file["training"]} if perf_file.get("training") else {}),
+                **({"scheduler": perf_file["scheduler"]} if perf_file.get("scheduler") else {}),
                 "metrics": metrics.get(name, {}),
-                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training")},
+                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training", "scheduler")},
                          "world_size": self.dist.world_size},
                 "counts": {**c, "finished": len(metas)},
             }
@@ -334,7 +355,7 @@ class Runner:
                       "n_prompts": len(self.suite.prompts), "samples_per_prompt": self.cfg.samples_per_prompt,
                       "source": self.suite.source},
             "sampling": {**s.model_dump(), "base_seed": self.cfg.seed, "seed_rule": SEED_RULE,
-                         "generator": "torch.Generator('cpu') per item", "scheduler": "DDIM",
+                         "generator": "torch.Generator('cpu') per item",
                          "dtype": self.cfg.dtype, "batch_size": self.cfg.batch_size,
                          # what guidance did: the shared sampler runs classifier-free guidance only above 1
                          "cfg": s.guidance_scale > 1.0},

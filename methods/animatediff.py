@@ -17,6 +17,18 @@ from bench.models import BaseComponents
 from methods.base import LatentVideoMethod
 from methods.long_video import LONG_VIDEO_OPTIONS, LongVideoMixin
 
+# The official AnimateDiff noise schedule (guoyww/AnimateDiff configs/inference/inference-v1/v2/v3.yaml and
+# configs/training/v1/training.yaml: linear betas 0.00085-0.012, steps_offset 1, clip_sample false), which its
+# scripts pass to DDIMScheduler(**kwargs), so DDIM's defaults fill in the rest (set_alpha_to_one true, 1000 training
+# steps, "leading" spacing, epsilon prediction). SD 1.x itself uses "scaled_linear": alpha_bar at t=501 is 0.160
+# here against 0.275 there.
+OFFICIAL_NOISE_SCHEDULE: dict[str, Any] = {
+    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "linear",
+    "steps_offset": 1, "clip_sample": False, "set_alpha_to_one": True, "timestep_spacing": "leading",
+    "prediction_type": "epsilon", "trained_betas": None,
+}
+OFFICIAL_NOISE_SCHEDULE_SOURCE = "official AnimateDiff (linear betas 0.00085-0.012, steps_offset 1, clip_sample false)"
+
 
 def zero_motion_proj_out(adapter: torch.nn.Module) -> int:
     """Zero `proj_out` of every motion module (AnimateDiff's `zero_initialize`); returns how many were zeroed."""
@@ -83,7 +95,9 @@ def build_motion_unet(base: BaseComponents, options: dict[str, Any], toy_folder:
 
 class AnimateDiff(LongVideoMixin, LatentVideoMethod):
     name = "animatediff"
-    version = "1"
+    version = "2"  # 2: official noise schedule and GroupNorm conventions by default
+    noise_schedule = OFFICIAL_NOISE_SCHEDULE
+    noise_schedule_source = OFFICIAL_NOISE_SCHEDULE_SOURCE
     weights_option = "motion_adapter"
     toy_weights = "animatediff-motion-adapter"  # what `motion_adapter: toy` loads (bench/toy/weights/<this>)
 

@@ -34,6 +34,7 @@ from torch import nn
 
 from bench.errors import UserError
 from bench.models import BaseComponents
+from methods.animatediff import OFFICIAL_NOISE_SCHEDULE, OFFICIAL_NOISE_SCHEDULE_SOURCE
 from methods.base import LatentVideoMethod, shared_module_copy
 
 RECONSTRUCTION = [
@@ -111,9 +112,12 @@ def motion_stream(unet: nn.Module, adapter: nn.Module) -> nn.Module:
 
 class DualStream(LatentVideoMethod):
     name = "dual_stream"
-    version = "1"
+    version = "2"  # 2: AnimateDiff's official noise schedule and GroupNorm conventions by default
     weights_option = "weights"
     toy_weights = "dual-stream.safetensors"  # what `weights: toy` loads (bench/toy/weights/<this>)
+    # Its motion stream is AnimateDiff's: sample (and train) on AnimateDiff's official schedule by default.
+    noise_schedule = OFFICIAL_NOISE_SCHEDULE
+    noise_schedule_source = OFFICIAL_NOISE_SCHEDULE_SOURCE
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:

@@ -123,7 +123,7 @@ class MagicVideo(AnimateDiff):
     folder = start from AnimateDiff weights (their proj_out kept unless zero_init_proj_out)."""
 
     name = "magicvideo"
-    version = "1"
+    version = "2"  # 2: AnimateDiff's official noise schedule (inherited) and retrained toy adapter
     # Its own toy adapter: trained through the causal modules, so AnimateDiff's (bidirectional) one is not it.
     # The inherited save_trainable exports a plain MotionAdapter folder; causality is re-applied at load.
     toy_weights = "magicvideo-motion-adapter"

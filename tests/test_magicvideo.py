@@ -10,6 +10,7 @@ from bench.errors import UserError
 from bench.models import tiny_components
 from methods.attention import CausalFrameAttnProcessor, FrameContext, swapped_attn_processors
 from methods.magicvideo import MagicVideo, MagicVideoCausal, PerFrameGroupNorm, frame_major_noise
+from methods.animatediff import OFFICIAL_NOISE_SCHEDULE
 from methods.per_frame import PerFrame
 
 PROMPT = "a paper boat drifting down a stream"
@@ -168,7 +169,7 @@ def test_temporal_module_generation_is_prefix_consistent(trained):
 
 
 def test_zero_initialised_temporal_module_reproduces_per_frame(base):
-    method, per_frame = MagicVideo(base), PerFrame(base)
+    method, per_frame = MagicVideo(base), PerFrame(base, noise_schedule=OFFICIAL_NOISE_SCHEDULE)
     x, emb = latents_and_embeds(method, frames=4)
     with torch.no_grad():
         torch.testing.assert_close(method.predict_noise(x, torch.tensor(501), emb),

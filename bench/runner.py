@@ -198,8 +198,8 @@ class Runner:
         """Parameter counts and, for trained weights that carry a training record, what training them cost."""
         cost = method.training_cost() if hasattr(method, "training_cost") else None
         extra = {"training": cost} if cost else {}
-        if hasattr(method, "scheduler_record"):  # the resolved noise schedule and sampler, for run.json
-            extra["scheduler"] = method.scheduler_record()
+        if hasattr(method, "setup_record"):  # the resolved scheduler, norm conventions...: for run.json
+            extra["setup"] = method.setup_record()
         if hasattr(method, "parameter_counts"):
             return {"params": method.parameter_counts(), **extra}
         from methods.base import count_parameters
@@ -335,9 +335,9 @@ class Runner:
                 "config_hash": metas[0]["method_config_hash"] if metas else None,
                 "params": perf_file.get("params", {}),
                 **({"training": perf_file["training"]} if perf_file.get("training") else {}),
-                **({"scheduler": perf_file["scheduler"]} if perf_file.get("scheduler") else {}),
+                **perf_file.get("setup", {}),
                 "metrics": metrics.get(name, {}),
-                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training", "scheduler")},
+                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training", "setup")},
                          "world_size": self.dist.world_size},
                 "counts": {**c, "finished": len(metas)},
             }

@@ -211,6 +211,10 @@ class LatentVideoMethod:
                 **({"step_noise": STEP_NOISE_RULE} if self.options["scheduler"] in ("euler_ancestral", "lcm")
                    or self.options["eta"] else {})}
 
+    def setup_record(self) -> dict[str, Any]:
+        """What the run record shows per method beside its options: the resolved scheduler (subclasses add)."""
+        return {"scheduler": self.scheduler_record()}
+
     def step_kwargs(self, scheduler: Any, requests: Sequence[GenRequest]) -> dict[str, Any]:
         """Extra arguments of `scheduler.step` for one sampling run: eta (DDIM) and one CPU generator per item, so a
         stochastic sampler draws each item's noise from that item's own stream and a batch equals its singles."""

@@ -27,7 +27,6 @@ super-resolution and the VideoVAE.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -40,6 +39,7 @@ from methods.attention import (CAUSAL_VARIANTS, CausalFrameAttnProcessor, Causal
                                processor_summary, spatial_self_attention_layers, swapped_attn_processors,
                                temporal_attention_layers)
 from methods.base import LatentVideoMethod
+from methods.norms import PER_FRAME, POOLED, PerFrameGroupNorm, like
 
 NOISE_DRAW = "frame-major: randn((F, C, h, w)) from the request's generator, permuted to (C, F, h, w)"
 
@@ -87,29 +87,16 @@ class MagicVideoCausal(LatentVideoMethod):
             return super().sample_latents(latents, embeds, request, requests)
 
 
-class PerFrameGroupNorm(torch.nn.Module):
-    """GroupNorm over each frame on its own, for (B, C, F, H, W) input: the statistics of frame t never see
-    frames > t. Wraps (and trains) the original GroupNorm's affine parameters, so weights load unchanged."""
-
-    def __init__(self, norm: torch.nn.GroupNorm):
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = x.shape
-        y = self.norm(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w))
-        return y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
-
-
 def make_motion_modules_causal(unet: torch.nn.Module) -> int:
-    """Per-frame GroupNorm in every AnimateDiff temporal transformer and causal processors on its attentions.
-    Returns how many temporal transformers were changed."""
+    """Per-frame GroupNorm in every AnimateDiff temporal transformer (if the norm convention has not put it there
+    already) and causal processors on its attentions. Returns how many temporal transformers there are."""
     from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
     count = 0
     for module in unet.modules():
-        if isinstance(module, AnimateDiffTransformer3D) and not isinstance(module.norm, PerFrameGroupNorm):
-            module.norm = PerFrameGroupNorm(module.norm)
+        if isinstance(module, AnimateDiffTransformer3D):
+            if not isinstance(module.norm, PerFrameGroupNorm):
+                module.norm = like(module.norm, PerFrameGroupNorm)
             count += 1
     temporal = set(temporal_attention_layers(unet))
     unet.set_attn_processor({k: (CausalTemporalAttnProcessor() if k in temporal else v)
@@ -125,27 +112,21 @@ class MagicVideo(AnimateDiff):
     name = "magicvideo"
     version = "2"  # 2: AnimateDiff's official noise schedule (inherited) and retrained toy adapter
     # Its own toy adapter: trained through the causal modules, so AnimateDiff's (bidirectional) one is not it.
-    # The inherited save_trainable exports a plain MotionAdapter folder; causality is re-applied at load.
+    # The inherited save_trainable exports a plain MotionAdapter folder (the swapped norms keep their names);
+    # causality is re-applied at load.
     toy_weights = "magicvideo-motion-adapter"
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
+        if self.norms["spatial_resnet_groupnorm"] == POOLED:
+            raise UserError("magicvideo is causal, but a v1 adapter's official spatial GroupNorm pools over frames "
+                            "(frame t would see later frames); set norm_convention: diffusers or adapter_version: v3")
         self.num_temporal_layers = make_motion_modules_causal(self.unet)
+        # Causality needs per-frame statistics, whatever the convention: the motion norms are per frame here.
+        self.norms = {**self.norms, "motion_module_groupnorm": PER_FRAME + " (causal: always)"}
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "noise_draw": NOISE_DRAW, "temporal_norm": "per-frame GroupNorm",
-                "attn_processors": processor_summary(self.unet)}
+        return {**super().config(), "noise_draw": NOISE_DRAW, "attn_processors": processor_summary(self.unet)}
 
     def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
         return frame_major_noise(request, shape)
-
-    def save_trainable(self, folder: str | Path) -> Path:
-        """The trained motion modules as a plain MotionAdapter folder (safetensors), usable as
-        `motion_adapter: <folder>`: the causal processors and per-frame norms are re-applied at load. PerFrameGroupNorm
-        nests the GroupNorm (`norm.norm.*`), which diffusers' save_motion_modules cannot map, so the adapter's state
-        is rebuilt here under the original names."""
-        state = {name.replace(".norm.norm.", ".norm."): p.detach()
-                 for name, p in self.unet.state_dict().items() if "motion_modules." in name}
-        self.adapter.load_state_dict(state, strict=True)
-        self.adapter.save_pretrained(str(folder), safe_serialization=True)
-        return Path(folder)

@@ -9,7 +9,8 @@ from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import tiny_components
 from methods.attention import CausalFrameAttnProcessor, FrameContext, swapped_attn_processors
-from methods.magicvideo import MagicVideo, MagicVideoCausal, PerFrameGroupNorm, frame_major_noise
+from methods.magicvideo import MagicVideo, MagicVideoCausal, frame_major_noise
+from methods.norms import PerFrameGroupNorm, like
 from methods.animatediff import OFFICIAL_NOISE_SCHEDULE
 from methods.per_frame import PerFrame
 
@@ -114,11 +115,12 @@ def test_causal_temporal_module_ignores_future_frames_and_stock_groupnorm_leaks(
         moved = module(past.view_as(x), num_frames=frames) - module(x, num_frames=frames)
     assert torch.all(moved.view(batch, frames, -1).abs().amax(2) > 1e-4)
     # The same test catches diffusers' stock GroupNorm, which pools over frames: the past sees the future.
-    module.norm = module.norm.norm
+    causal_norm = module.norm
+    module.norm = like(causal_norm, torch.nn.GroupNorm)
     try:
         assert delta()[:, : t + 1].max() > 1e-4
     finally:
-        module.norm = PerFrameGroupNorm(module.norm)
+        module.norm = causal_norm
 
 
 # ----------------------------------------------------------------------------------------------- UNet level

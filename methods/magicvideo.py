@@ -1,12 +1,10 @@
-"""MagicVideo-style causal ("directed") temporal modelling (Zhou et al., arXiv 2211.11018), in two forms.
+"""MagicVideo-style causal ("directed") temporal modelling (Zhou et al., arXiv 2211.11018).
 
 MagicVideo has no public code or weights; what is built here is its causal temporal attention, the part that
-defines it among the methods benchmarked, on top of a frozen SD-style T2I:
+defines it among the methods benchmarked, on top of a frozen SD-style T2I. (The training-free causal cross-frame
+attention on the spatial self-attention, once `magicvideo_causal`, is not MagicVideo: it is
+methods/causal_cross_frame.py.)
 
-- `magicvideo_causal` (training-free): every spatial self-attention (attn1) lets frame t attend to the tokens of
-  frames <= t of its own video (`variant: all_previous`), or of frames {0, t-1, t} (`first_and_previous`, the
-  sparse form). Works on any T2I; the attention processors are swapped in for sampling and put back afterwards,
-  also on error.
 - `magicvideo` (temporal module, trainable): temporal transformer layers after the spatial blocks, built from
   diffusers' `UNetMotionModel` + `MotionAdapter` scaffold, made causal by (a) a causal processor on the motion
   modules' attn1/attn2 (query frame t sees key frames <= t) and (b) a per-frame GroupNorm in place of the motion
@@ -14,7 +12,7 @@ defines it among the methods benchmarked, on top of a frozen SD-style T2I:
   `proj_out` zeroed the untrained module is an exact identity (the output equals per_frame's). It can start from an
   AnimateDiff motion adapter (hub id or folder) instead of `tiny` (a random adapter shaped for the base UNet).
 
-Noise draw order (both forms): per request, from torch.Generator("cpu").manual_seed(request.seed), float32, drawn
+Noise draw order (also causal_cross_frame's): per request, from torch.Generator("cpu").manual_seed(request.seed), float32, drawn
 frame-major as (F, C, h, w) and permuted to (C, F, h, w). Frame f's noise then does not depend on F, and with causal
 attention a video of F + k frames starts with the same F frames as a video of F frames: generation is
 prefix-consistent, the property causality buys. (The shared default draws (C, F, h, w), whose frame f changes
@@ -27,7 +25,7 @@ super-resolution and the VideoVAE.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -35,10 +33,7 @@ from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import BaseComponents
 from methods.animatediff import AnimateDiff
-from methods.attention import (CAUSAL_VARIANTS, CausalFrameAttnProcessor, CausalTemporalAttnProcessor, FrameContext,
-                               processor_summary, spatial_self_attention_layers, swapped_attn_processors,
-                               temporal_attention_layers)
-from methods.base import LatentVideoMethod
+from methods.attention import CausalTemporalAttnProcessor, processor_summary, temporal_attention_layers
 from methods.norms import PER_FRAME, POOLED, PerFrameGroupNorm, like
 
 NOISE_DRAW = "frame-major: randn((F, C, h, w)) from the request's generator, permuted to (C, F, h, w)"
@@ -49,42 +44,6 @@ def frame_major_noise(request: GenRequest, shape: tuple[int, int, int, int]) -> 
     c, f, h, w = shape
     generator = torch.Generator("cpu").manual_seed(request.seed)
     return torch.randn((f, c, h, w), generator=generator, dtype=torch.float32).permute(1, 0, 2, 3).contiguous()
-
-
-class MagicVideoCausal(LatentVideoMethod):
-    name = "magicvideo_causal"
-    version = "1"
-
-    @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        return {"variant": "all_previous"}
-
-    def __init__(self, base: BaseComponents, **options: Any):
-        super().__init__(base, **options)
-        if self.options["variant"] not in CAUSAL_VARIANTS:
-            raise UserError(f"magicvideo_causal variant must be one of {', '.join(CAUSAL_VARIANTS)} "
-                            f"(got {self.options['variant']!r})")
-        self.context = FrameContext()
-        self.processors = {k: CausalFrameAttnProcessor(self.context, self.options["variant"])
-                           for k in spatial_self_attention_layers(base.unet)}
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "noise_draw": NOISE_DRAW,
-                "attn_processors": processor_summary(self.base.unet, self.processors)}
-
-    def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
-        return frame_major_noise(request, shape)
-
-    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        num_frames = latents.shape[2]
-        with self.context.frames(num_frames):
-            return self.unet_per_frame(self.base.unet, latents, t, text_embeds)
-
-    def sample_latents(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
-                       requests: Sequence[GenRequest]) -> torch.Tensor:
-        # The base UNet is shared with other methods: our processors live only for this sampling run.
-        with swapped_attn_processors(self.base.unet, self.processors):
-            return super().sample_latents(latents, embeds, request, requests)
 
 
 def make_motion_modules_causal(unet: torch.nn.Module) -> int:

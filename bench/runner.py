@@ -25,7 +25,7 @@ from bench.distributed import Dist
 from bench.errors import UserError
 from bench.models import load_base, resolve_device, resolve_dtype
 from bench.perf import MemoryWatch, summarize
-from bench.prompts import PromptSuite, load_suite
+from bench.prompts import PromptSuite, combined_negative, load_suite
 from bench.registry import METHODS
 from bench.store import SCHEMA_VERSION, RunStore, atomic_write_json, environment, git_state, write_jsonl
 
@@ -110,7 +110,8 @@ class Runner:
                     request = GenRequest(prompt_id=prompt.id, prompt=prompt.text,
                                          seed=derive_seed(self.cfg.seed, prompt.id, k), num_frames=s.num_frames,
                                          height=s.height, width=s.width, num_inference_steps=s.num_inference_steps,
-                                         guidance_scale=s.guidance_scale, negative_prompt=s.negative_prompt, fps=s.fps)
+                                         guidance_scale=s.guidance_scale, fps=s.fps,
+                                         negative_prompt=combined_negative(s.negative_prompt, prompt.negative_prompt))
                     key = config_hash({**identity, "request": request.to_dict()})
                     items.append(WorkItem(method, k, request, key))
         return items

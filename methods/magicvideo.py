@@ -8,15 +8,17 @@ methods/causal_cross_frame.py.)
 - `magicvideo` (temporal module, trainable): temporal transformer layers after the spatial blocks, built from
   diffusers' `UNetMotionModel` + `MotionAdapter` scaffold, made causal by (a) a causal processor on the motion
   modules' attn1/attn2 (query frame t sees key frames <= t) and (b) a per-frame GroupNorm in place of the motion
-  module's GroupNorm, which pools statistics over all frames and would leak the future into the past. With
+  module's GroupNorm (diffusers' pools statistics over all frames, which would leak the future into the past; the
+  official AnimateDiff code normalises per frame too). With
   `proj_out` zeroed the untrained module is an exact identity (the output equals per_frame's). It can start from an
   AnimateDiff motion adapter (hub id or folder) instead of `tiny` (a random adapter shaped for the base UNet).
 
-Noise draw order (also causal_cross_frame's): per request, from torch.Generator("cpu").manual_seed(request.seed), float32, drawn
-frame-major as (F, C, h, w) and permuted to (C, F, h, w). Frame f's noise then does not depend on F, and with causal
-attention a video of F + k frames starts with the same F frames as a video of F frames: generation is
-prefix-consistent, the property causality buys. (The shared default draws (C, F, h, w), whose frame f changes
-with F.)
+Noise draw order (also causal_cross_frame's): per request, from torch.Generator("cpu").manual_seed(request.seed),
+float32, drawn frame-major as (F, C, h, w) and permuted to (C, F, h, w). Frame f's noise then does not depend on
+F, and with causal attention a video of F + k frames starts with the same F frames as a video of F frames:
+generation is prefix-consistent, the property causality buys. (The shared default draws (C, F, h, w), whose frame
+f changes with F.) Noise schedule: AnimateDiff's official one (inherited), like the GroupNorm conventions, so
+magicvideo and animatediff differ in the temporal attention mask (and this draw order) only.
 
 Left out (paper details with no public reference, see methods.md section 4): the frame-wise adaptors (per-frame
 scale and bias after each conv), the FPS embedding, the parallel spatial + temporal branch arrangement (we insert

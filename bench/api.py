@@ -40,9 +40,9 @@ class GenRequest:
             raise UserError(f"fps must be >= 1 (got {self.fps})")
 
     def settings(self) -> tuple:
-        """The fields that must agree for requests to share one batch."""
-        return (self.num_frames, self.height, self.width, self.num_inference_steps, self.guidance_scale,
-                self.negative_prompt)
+        """The fields that must agree for requests to share one batch (negative prompts need not: each item
+        gets its own unconditional embedding)."""
+        return (self.num_frames, self.height, self.width, self.num_inference_steps, self.guidance_scale)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

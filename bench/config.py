@@ -44,6 +44,9 @@ class SamplingConfig(_Strict):
     guidance_scale: float = 7.5
     negative_prompt: str | None = None
     fps: int = 8
+    scheduler: Literal["ddim", "euler", "euler_ancestral", "dpmpp", "lcm"] = Field(
+        "ddim", description="sampler on each method's own noise schedule; a method's `scheduler` option overrides it")
+    eta: float = Field(0.0, ge=0.0, description="DDIM eta (0 = deterministic); a method's `eta` option overrides it")
 
     @field_validator("num_frames", "num_inference_steps", "fps")
     @classmethod

@@ -149,11 +149,18 @@ def tiny_components(seed: int = 0, **unet_overrides: Any) -> BaseComponents:
 
 
 # ----------------------------------------------------------------------------------------------- loading
-def _toy_tokenizer():
-    """The toy base ships no tokenizer/ folder (3.6 MB): it is the CLIP BPE tokenizer, 16 tokens long."""
-    from bench.toy.base import toy_tokenizer
+# The shipped toy base's text context (toy captions are <= 13 tokens; a short context makes cross-attention cheap).
+# It lives here, not in bench/toy: the loader must not import the toy world, whose trainers import the loader.
+TOY_TOKEN_LENGTH = 16
 
-    return toy_tokenizer()
+
+def toy_tokenizer():
+    """The toy base ships no tokenizer/ folder (3.6 MB): it is the CLIP BPE tokenizer, 16 tokens long."""
+    import copy
+
+    tok = copy.deepcopy(clip_bpe_tokenizer())  # the cached instance is shared: do not change its length
+    tok.model_max_length = TOY_TOKEN_LENGTH
+    return tok
 
 
 def weights_fingerprint(folder: str | Path) -> str:
@@ -266,7 +273,7 @@ def load_base(model: str = "tiny", *, revision: str | None = None, unet: str | N
         components = BaseComponents(
             vae=_from_pretrained(AutoencoderKL, model, "vae", subfolder="vae", **kw),
             text_encoder=_from_pretrained(CLIPTextModel, model, "text_encoder", subfolder="text_encoder", **kw),
-            tokenizer=_toy_tokenizer() if name == "toy" and not (Path(model) / "tokenizer").is_dir()
+            tokenizer=toy_tokenizer() if name == "toy" and not (Path(model) / "tokenizer").is_dir()
             else _from_pretrained(CLIPTokenizer, model, "tokenizer", subfolder="tokenizer", **kw),
             unet=_from_pretrained(UNet2DConditionModel, model, "unet", subfolder="unet", **kw),
             # DDIM on the checkpoint's own noise schedule: integer timesteps, which Text2Video-Zero needs.

@@ -72,6 +72,10 @@ def check_method_options(name: str, options: dict[str, Any]) -> None:
 
     cls = METHODS.get(name)
     defaults = cls.option_defaults() if hasattr(cls, "option_defaults") else None
+    if defaults is not None and hasattr(cls, "noise_schedule"):  # a LatentVideoMethod: the options every one takes
+        from methods.base import COMMON_OPTIONS
+
+        defaults = {**defaults, **COMMON_OPTIONS}
     if defaults is not None:
         unknown = sorted(set(options) - set(defaults))
         if unknown:

@@ -1,4 +1,5 @@
-"""Prompt suites: YAML (`name`, `version`, `prompts: [{id, text, tags}]`) or JSONL (one `{id, text, tags}` a line)."""
+"""Prompt suites: YAML (`name`, `version`, `prompts: [{id, text, tags, negative_prompt}]`) or JSONL (one such object
+a line). `negative_prompt` (optional) is added to the run's `sampling.negative_prompt` for that prompt."""
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,13 @@ class Prompt:
     id: str
     text: str
     tags: tuple[str, ...] = ()
+    negative_prompt: str | None = None  # this prompt's own, added to sampling.negative_prompt
+
+
+def combined_negative(global_negative: str | None, own: str | None) -> str | None:
+    """The negative prompt of one item: the run's global one, then the prompt's own, joined with ", "."""
+    parts = [p.strip() for p in (global_negative, own) if p and p.strip()]
+    return ", ".join(parts) or None
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,10 @@ def _prompt_from(entry: object, where: str) -> Prompt:
     tags = entry.get("tags") or ()
     if isinstance(tags, str):
         tags = (tags,)
-    return Prompt(pid, text, tuple(str(t) for t in tags))
+    negative = entry.get("negative_prompt")
+    if negative is not None and not isinstance(negative, str):
+        raise UserError(f"{where}: prompt '{pid}' negative_prompt must be a string")
+    return Prompt(pid, text, tuple(str(t) for t in tags), (negative.strip() or None) if negative else None)
 
 
 def load_suite(name_or_path: str) -> PromptSuite:

@@ -6,6 +6,7 @@ Adding a method: write `methods/<name>.py` with a class that follows `bench.api.
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -13,11 +14,14 @@ from bench.errors import UserError, did_you_mean
 
 
 class Registry:
-    def __init__(self, kind: str, targets: dict[str, str], entry_point_group: str | None = None):
+    def __init__(self, kind: str, targets: dict[str, str], entry_point_group: str | None = None,
+                 aliases: dict[str, str] | None = None):
         self.kind = kind
         self._targets = dict(targets)
         self._group = entry_point_group
         self._loaded_entry_points = False
+        self._aliases = dict(aliases or {})  # old name -> new name: still accepted, with a warning
+        self._warned: set[str] = set()
 
     def _load_entry_points(self) -> None:
         if self._loaded_entry_points or not self._group:
@@ -32,6 +36,12 @@ class Registry:
 
     def target(self, name: str) -> str:
         self._load_entry_points()
+        if name in self._aliases and name not in self._targets:
+            if name not in self._warned:
+                self._warned.add(name)
+                logging.getLogger("t2v_bench").warning("%s '%s' is now called '%s'; the old name will go away",
+                                                       self.kind, name, self._aliases[name])
+            name = self._aliases[name]
         if name not in self._targets:
             raise UserError(f"unknown {self.kind} '{name}': {did_you_mean(name, self._targets)}")
         return self._targets[name]
@@ -48,11 +58,12 @@ METHODS = Registry("method", {
     "per_frame": "methods.per_frame:PerFrame",
     "animatediff": "methods.animatediff:AnimateDiff",
     "text2video_zero": "methods.text2video_zero:Text2VideoZero",
-    "magicvideo_causal": "methods.magicvideo:MagicVideoCausal",
+    "causal_cross_frame": "methods.causal_cross_frame:CausalCrossFrame",
     "magicvideo": "methods.magicvideo:MagicVideo",
     "simda": "methods.simda:SimDA",
     "dual_stream": "methods.dual_stream:DualStream",
-}, entry_point_group="t2v_bench.methods")
+}, entry_point_group="t2v_bench.methods",
+    aliases={"magicvideo_causal": "causal_cross_frame"})  # training-free causal attention is not MagicVideo
 
 METRICS = Registry("metric", {
     "clip_score": "bench.metrics.clip:ClipScore",

@@ -26,7 +26,7 @@ from bench.errors import UserError
 from bench.models import load_base, resolve_device, resolve_dtype
 from bench.accel import BatchSizer, prepare_base, prepare_method
 from bench.perf import MemoryWatch, TimeBreakdown, summarize
-from bench.prompts import PromptSuite, load_suite
+from bench.prompts import PromptSuite, combined_negative, load_suite
 from bench.registry import METHODS
 from bench.store import SCHEMA_VERSION, RunStore, atomic_write_json, environment, git_state, write_jsonl
 from bench.text_cache import TextEmbeddingCache
@@ -100,9 +100,12 @@ class Runner:
         s = self.cfg.sampling
         items = []
         for method in self.cfg.methods:
-            version = getattr(METHODS.get(method), "version", "0")
-            identity = {"method": method, "version": version, "options": self.cfg.methods[method],
+            cls = METHODS.get(method)
+            version = getattr(cls, "version", "0")
+            identity = {"method": method, "version": version, "options": self.method_options(method),
                         "base": self.cfg.base.model_dump(), "dtype": self.cfg.dtype, "device": self.device.type}
+            if hasattr(cls, "noise_schedule"):  # the method's default schedule (the options hold any override)
+                identity["noise_schedule"] = dict(cls.noise_schedule)
             if self.cfg.base.model == "toy" or "toy" in self.cfg.methods[method].values():
                 # Toy weights are retrainable under the same name: key on their content.
                 identity["toy_weights_sha256"] = _toy_fingerprint()
@@ -113,7 +116,8 @@ class Runner:
                     request = GenRequest(prompt_id=prompt.id, prompt=prompt.text,
                                          seed=derive_seed(self.cfg.seed, prompt.id, k), num_frames=s.num_frames,
                                          height=s.height, width=s.width, num_inference_steps=s.num_inference_steps,
-                                         guidance_scale=s.guidance_scale, negative_prompt=s.negative_prompt, fps=s.fps)
+                                         guidance_scale=s.guidance_scale, fps=s.fps,
+                                         negative_prompt=combined_negative(s.negative_prompt, prompt.negative_prompt))
                     key = config_hash({**identity, "request": request.to_dict()})
                     items.append(WorkItem(method, k, request, key))
         return items
@@ -131,8 +135,23 @@ class Runner:
             self._base = base
         return self._base
 
+    def method_options(self, name: str) -> dict[str, Any]:
+        """A method's options with the run's sampler (sampling.scheduler, sampling.eta) filled in where the
+        method's own options leave it unset. Methods outside LatentVideoMethod get them only if they are set."""
+        from methods.base import COMMON_OPTIONS, LatentVideoMethod
+
+        s, own = self.cfg.sampling, dict(self.cfg.methods[name])
+        sampler = {"scheduler": s.scheduler, "eta": s.eta}
+        cls = METHODS.get(name)
+        if isinstance(cls, type) and issubclass(cls, LatentVideoMethod):
+            return {**sampler, **own}
+        if any(sampler[k] != COMMON_OPTIONS[k] for k in sampler):
+            raise UserError(f"method '{name}' does not take sampling.scheduler/eta; leave them at ddim/0 or set "
+                            "them per method")
+        return own
+
     def build_method(self, name: str):
-        method = METHODS.get(name)(self.base(), **self.cfg.methods[name])
+        method = METHODS.get(name)(self.base(), **self.method_options(name))
         prepare_method(method, self.cfg.accel, self.device)
         return method
 
@@ -221,6 +240,8 @@ class Runner:
         """Parameter counts and, for trained weights that carry a training record, what training them cost."""
         cost = method.training_cost() if hasattr(method, "training_cost") else None
         extra = {"training": cost} if cost else {}
+        if hasattr(method, "setup_record"):  # the resolved scheduler, norm conventions...: for run.json
+            extra["setup"] = method.setup_record()
         if hasattr(method, "parameter_counts"):
             return {"params": method.parameter_counts(), **extra}
         from methods.base import count_parameters
@@ -364,8 +385,9 @@ class Runner:
                 "config_hash": metas[0]["method_config_hash"] if metas else None,
                 "params": perf_file.get("params", {}),
                 **({"training": perf_file["training"]} if perf_file.get("training") else {}),
+                **perf_file.get("setup", {}),
                 "metrics": metrics.get(name, {}),
-                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training")},
+                "perf": {**perf, **{k: v for k, v in perf_file.items() if k not in ("params", "training", "setup")},
                          "world_size": self.dist.world_size},
                 "counts": {**c, "finished": len(metas)},
             }
@@ -383,7 +405,7 @@ class Runner:
                       "n_prompts": len(self.suite.prompts), "samples_per_prompt": self.cfg.samples_per_prompt,
                       "source": self.suite.source},
             "sampling": {**s.model_dump(), "base_seed": self.cfg.seed, "seed_rule": SEED_RULE,
-                         "generator": "torch.Generator('cpu') per item", "scheduler": "DDIM",
+                         "generator": "torch.Generator('cpu') per item",
                          "dtype": self.cfg.dtype, "batch_size": self.cfg.batch_size,
                          # what guidance did: the shared sampler runs classifier-free guidance only above 1
                          "cfg": s.guidance_scale > 1.0},

@@ -9,9 +9,10 @@ MotionAdapter folder); without it the export is `trainable.safetensors` holding 
 
 Latents are the VAE posterior means of the clips, scaled by the VAE's scaling_factor, computed once (the VAE is
 frozen); text embeddings likewise, with captions dropped to "" 10% of the time for classifier-free guidance.
-Each item gets its own timestep (uniform over the base scheduler's training steps) and noise, DDPM forward process
-on the base's noise schedule, MSE between predicted and true noise. Items go through `predict_noise` one at a time
-because the sampler contract passes one scalar timestep per call.
+Each item gets its own timestep (uniform over the schedule's training steps) and noise, DDPM forward process on the
+method's own noise schedule (`noise_schedule_config()`: AnimateDiff's official one for its family, the one it samples
+with), MSE between predicted and true noise. Items go through `predict_noise` one at a time because the sampler
+contract passes one scalar timestep per call.
 """
 from __future__ import annotations
 
@@ -75,7 +76,9 @@ class MethodTask(DiffusionLoss):
                             "as per_frame run as they are")
         for p in self._params:  # the base and everything else stays frozen
             p.requires_grad_(True)
-        self.ddpm = DDPMScheduler.from_config(self.base.scheduler.config)
+        # The forward process on the method's own noise schedule: the one it samples with by default.
+        schedule = getattr(self.method, "noise_schedule_config", None)
+        self.ddpm = DDPMScheduler.from_config(schedule() if schedule else self.base.scheduler.config)
         self.train_z, self.train_e = self._encode(self.clips(validation=False))
         self.val_z, self.val_e = self._encode(self.clips(validation=True))
         self.uncond = self.method.encode_prompts([""])[0]

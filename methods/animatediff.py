@@ -14,8 +14,21 @@ import torch
 from bench.checkpoints import LORA_OPTIONS, checkpoint_record
 from bench.errors import UserError
 from bench.models import BaseComponents
+from methods.attention import FrameContext
 from methods.base import LatentVideoMethod
 from methods.long_video import LONG_VIDEO_OPTIONS, LongVideoMixin
+
+# The official AnimateDiff noise schedule (guoyww/AnimateDiff configs/inference/inference-v1/v2/v3.yaml and
+# configs/training/v1/training.yaml: linear betas 0.00085-0.012, steps_offset 1, clip_sample false), which its
+# scripts pass to DDIMScheduler(**kwargs), so DDIM's defaults fill in the rest (set_alpha_to_one true, 1000 training
+# steps, "leading" spacing, epsilon prediction). SD 1.x itself uses "scaled_linear": alpha_bar at t=501 is 0.160
+# here against 0.275 there.
+OFFICIAL_NOISE_SCHEDULE: dict[str, Any] = {
+    "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "linear",
+    "steps_offset": 1, "clip_sample": False, "set_alpha_to_one": True, "timestep_spacing": "leading",
+    "prediction_type": "epsilon", "trained_betas": None,
+}
+OFFICIAL_NOISE_SCHEDULE_SOURCE = "official AnimateDiff (linear betas 0.00085-0.012, steps_offset 1, clip_sample false)"
 
 
 def zero_motion_proj_out(adapter: torch.nn.Module) -> int:
@@ -83,20 +96,33 @@ def build_motion_unet(base: BaseComponents, options: dict[str, Any], toy_folder:
 
 class AnimateDiff(LongVideoMixin, LatentVideoMethod):
     name = "animatediff"
-    version = "1"
+    version = "2"  # 2: official noise schedule and GroupNorm conventions by default
+    noise_schedule = OFFICIAL_NOISE_SCHEDULE
+    noise_schedule_source = OFFICIAL_NOISE_SCHEDULE_SOURCE
     weights_option = "motion_adapter"
     toy_weights = "animatediff-motion-adapter"  # what `motion_adapter: toy` loads (bench/toy/weights/<this>)
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
+        # norm_convention: "official" (GroupNorms as guoyww/AnimateDiff, per adapter_version) or "diffusers"
+        # (UNetMotionModel as is); adapter_version "auto" reads it from the adapter's name or shape (methods/norms.py)
         return {"motion_adapter": "tiny", "adapter_seed": 0, "zero_init_proj_out": False,
-                **LORA_OPTIONS, **LONG_VIDEO_OPTIONS}
+                "norm_convention": "official", "adapter_version": "auto", **LORA_OPTIONS, **LONG_VIDEO_OPTIONS}
 
     def __init__(self, base: BaseComponents, **options: Any):
+        from methods.norms import apply_norm_convention, resolve_norms
+
         super().__init__(base, **options)
-        self.unet, self.adapter = build_motion_unet(base, self.options, self.toy_weights)
+        o = self.options
+        self.unet, self.adapter = build_motion_unet(base, o, self.toy_weights)
         self.max_frames = int(self.adapter.config.motion_max_seq_length)
+        self.frame_context = FrameContext()
+        self.norms = resolve_norms(o["norm_convention"], o["adapter_version"], o["motion_adapter"], self.adapter.config)
+        apply_norm_convention(self.unet, self.norms, self.frame_context)
         self.setup_long_video()
+
+    def setup_record(self) -> dict[str, Any]:
+        return {**super().setup_record(), "norms": self.norms}
 
     def config(self) -> dict[str, Any]:
         cfg = super().config()
@@ -104,6 +130,7 @@ class AnimateDiff(LongVideoMixin, LatentVideoMethod):
             from bench.models import weights_fingerprint
             cfg["motion_adapter_sha256"] = weights_fingerprint(self.trained_weights())
         cfg.update(checkpoint_record(self.options), **self.long_video_record())
+        cfg["norms"] = self.norms
         return cfg
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
@@ -111,7 +138,8 @@ class AnimateDiff(LongVideoMixin, LatentVideoMethod):
         if num_frames > self.max_frames:
             raise UserError(f"{self.name}: {num_frames} frames exceed the motion adapter's "
                             f"motion_max_seq_length={self.max_frames}; lower sampling.num_frames")
-        return self.unet(latents, t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
+        with self.frame_context.frames(num_frames):
+            return self.unet(latents, t, encoder_hidden_states=text_embeds.repeat_interleave(num_frames, 0)).sample
 
     def trainable_parameters(self) -> Iterable[torch.nn.Parameter]:
         return (p for name, p in self.unet.named_parameters() if "motion_modules." in name)

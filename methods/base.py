@@ -9,14 +9,37 @@ or on the dtype.
 from __future__ import annotations
 
 import copy
+import hashlib
+import inspect
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Sequence
 
 import torch
 
 from bench.api import GenRequest, Video
+from bench.errors import UserError
 from bench.models import BaseComponents
 from bench.perf import timed
+
+# sampling.scheduler name -> (diffusers class, fixed config keys). Every one is built with `from_config` on the
+# method's resolved noise schedule, so only the sampler changes, never the schedule the model was trained on.
+SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ddim": ("DDIMScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_ancestral": ("EulerAncestralDiscreteScheduler", {}),
+    "dpmpp": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "lcm": ("LCMScheduler", {}),
+}
+# Options every LatentVideoMethod takes: the sampler (the runner fills them from `sampling.scheduler`/`eta` unless
+# the method's own options set them) and `noise_schedule`, an override of the method's default noise schedule:
+# a mapping of scheduler config keys, or "base" for the base T2I's own schedule.
+COMMON_OPTIONS: dict[str, Any] = {"scheduler": "ddim", "eta": 0.0, "noise_schedule": None}
+STEP_NOISE_RULE = "torch.Generator('cpu').manual_seed(int(sha256(f'{seed}/step-noise').hexdigest()[:15], 16)) per item"
+
+
+def step_noise_seed(seed: int) -> int:
+    """Seed of an item's own stream for stochastic sampler steps: apart from its initial-noise stream."""
+    return int(hashlib.sha256(f"{seed}/step-noise".encode()).hexdigest()[:15], 16)
 
 
 class LatentVideoMethod:
@@ -27,16 +50,22 @@ class LatentVideoMethod:
     decode_chunk_size: int = 16
     stage_seconds: dict[str, float]  # synchronised stage timers of the current generate() call
 
+    # The noise schedule the method's weights were trained with, as scheduler config keys set on top of the base
+    # T2I's scheduler config ({}: the base's own). It is the default for both sampling and `t2v-bench train`.
+    noise_schedule: ClassVar[dict[str, Any]] = {}
+    noise_schedule_source: ClassVar[str] = "the base T2I's scheduler config"
+
     def __init__(self, base: BaseComponents, **options: Any):
-        unknown = set(options) - set(self.option_defaults())
+        allowed = {**self.option_defaults(), **COMMON_OPTIONS}
+        unknown = set(options) - set(allowed)
         if unknown:
-            from bench.errors import UserError, did_you_mean
+            from bench.errors import did_you_mean
             bad = sorted(unknown)[0]
-            raise UserError(f"method '{self.name}' has no option '{bad}': "
-                            f"{did_you_mean(bad, self.option_defaults()) if self.option_defaults() else 'it takes none'}")
+            raise UserError(f"method '{self.name}' has no option '{bad}': {did_you_mean(bad, allowed)}")
         self.base = base
-        self.options = {**self.option_defaults(), **options}
+        self.options = {**allowed, **options}
         self.stage_seconds = {}
+        self._check_sampler_options()
 
     # ------------------------------------------------------------------ what a method overrides
     @classmethod
@@ -138,10 +167,72 @@ class LatentVideoMethod:
         f = self.base.vae_scale_factor
         return (self.base.unet.config.in_channels, request.num_frames, request.height // f, request.width // f)
 
+    # ------------------------------------------------------------------ noise schedule and sampler
+    def _check_sampler_options(self) -> None:
+        o = self.options
+        if o["scheduler"] not in SCHEDULERS:
+            raise UserError(f"{self.name}: unknown scheduler {o['scheduler']!r}; choose from {', '.join(SCHEDULERS)}")
+        o["eta"] = float(o["eta"])
+        if o["eta"] < 0 or (o["eta"] and o["scheduler"] != "ddim"):
+            raise UserError(f"{self.name}: eta={o['eta']} needs scheduler ddim and eta >= 0 (DDIM's noise share; "
+                            "euler_ancestral and lcm are stochastic by design); set eta: 0 or scheduler: ddim")
+        ns = o["noise_schedule"]
+        if ns is not None and ns != "base" and not isinstance(ns, dict):
+            raise UserError(f"{self.name}: noise_schedule must be a mapping of scheduler config keys (e.g. "
+                            f"{{beta_schedule: scaled_linear}}) or 'base' (got {ns!r})")
+
+    def noise_schedule_config(self) -> dict[str, Any]:
+        """The resolved noise schedule, for sampling and training: the base's scheduler config, then the method's
+        default schedule, then the `noise_schedule` option ("base": the base's own, unchanged)."""
+        base_cfg = {k: v for k, v in self.base.scheduler.config.items() if not k.startswith("_")}
+        override = self.options["noise_schedule"]
+        if override == "base":
+            return base_cfg
+        return {**base_cfg, **self.noise_schedule, **(override or {})}
+
+    def new_scheduler(self):
+        """A fresh scheduler of the `scheduler` option's kind on the resolved noise schedule (no timesteps set)."""
+        import diffusers
+
+        class_name, fixed = SCHEDULERS[self.options["scheduler"]]
+        try:
+            return getattr(diffusers, class_name).from_config(self.noise_schedule_config(), **fixed)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{self.name}: cannot build {class_name} from the noise schedule "
+                            f"({str(exc).splitlines()[0][:160]}); check the noise_schedule option") from None
+
     def make_scheduler(self, steps: int):
-        scheduler = copy.deepcopy(self.base.scheduler)  # schedulers carry per-call state
+        scheduler = self.new_scheduler()  # fresh each call: schedulers carry per-call state
         scheduler.set_timesteps(steps, device=self.device)
         return scheduler
+
+    def scheduler_record(self) -> dict[str, Any]:
+        """The resolved scheduler for run.json: class, full config, eta, where the noise schedule came from."""
+        scheduler = self.new_scheduler()
+        override = self.options["noise_schedule"]
+        source = ("the noise_schedule option: the base's own" if override == "base" else
+                  f"{self.noise_schedule_source}" + (" + the noise_schedule option" if override else ""))
+        config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in scheduler.config.items()
+                  if not k.startswith("_")}
+        return {"name": self.options["scheduler"], "class": type(scheduler).__name__, "eta": self.options["eta"],
+                "noise_schedule_from": source, "config": config,
+                **({"step_noise": STEP_NOISE_RULE} if self.options["scheduler"] in ("euler_ancestral", "lcm")
+                   or self.options["eta"] else {})}
+
+    def setup_record(self) -> dict[str, Any]:
+        """What the run record shows per method beside its options: the resolved scheduler (subclasses add)."""
+        return {"scheduler": self.scheduler_record()}
+
+    def step_kwargs(self, scheduler: Any, requests: Sequence[GenRequest]) -> dict[str, Any]:
+        """Extra arguments of `scheduler.step` for one sampling run: eta (DDIM) and one CPU generator per item, so a
+        stochastic sampler draws each item's noise from that item's own stream and a batch equals its singles."""
+        params = inspect.signature(scheduler.step).parameters
+        kwargs: dict[str, Any] = {}
+        if "eta" in params:
+            kwargs["eta"] = self.options["eta"]
+        if "generator" in params:
+            kwargs["generator"] = [torch.Generator("cpu").manual_seed(step_noise_seed(r.seed)) for r in requests]
+        return kwargs
 
     def guided_noise(self, latents: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, scheduler: Any,
                      guidance_scale: float) -> torch.Tensor:
@@ -160,10 +251,11 @@ class LatentVideoMethod:
                        requests: Sequence[GenRequest]) -> torch.Tensor:
         """Plain DDIM-style sampling from the initial latents over all steps."""
         scheduler = self.make_scheduler(request.num_inference_steps)
+        step_kwargs = self.step_kwargs(scheduler, requests)
         latents = latents * scheduler.init_noise_sigma
         for t in scheduler.timesteps:
             noise = self.guided_noise(latents, t, embeds, scheduler, request.guidance_scale)
-            latents = scheduler.step(noise, t, latents).prev_sample
+            latents = scheduler.step(noise, t, latents, **step_kwargs).prev_sample
         return latents
 
     @torch.no_grad()

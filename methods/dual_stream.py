@@ -34,6 +34,8 @@ from torch import nn
 
 from bench.errors import UserError
 from bench.models import BaseComponents
+from methods.animatediff import OFFICIAL_NOISE_SCHEDULE, OFFICIAL_NOISE_SCHEDULE_SOURCE
+from methods.attention import FrameContext
 from methods.base import LatentVideoMethod, shared_module_copy
 
 RECONSTRUCTION = [
@@ -111,9 +113,12 @@ def motion_stream(unet: nn.Module, adapter: nn.Module) -> nn.Module:
 
 class DualStream(LatentVideoMethod):
     name = "dual_stream"
-    version = "1"
+    version = "2"  # 2: AnimateDiff's official noise schedule and GroupNorm conventions by default
     weights_option = "weights"
     toy_weights = "dual-stream.safetensors"  # what `weights: toy` loads (bench/toy/weights/<this>)
+    # Its motion stream is AnimateDiff's: sample (and train) on AnimateDiff's official schedule by default.
+    noise_schedule = OFFICIAL_NOISE_SCHEDULE
+    noise_schedule_source = OFFICIAL_NOISE_SCHEDULE_SOURCE
 
     @classmethod
     def option_defaults(cls) -> dict[str, Any]:
@@ -126,6 +131,8 @@ class DualStream(LatentVideoMethod):
             "content_lora_rank": 4,        # rank of the content-increment LoRA; 0 = no LoRA
             "weights": None,               # safetensors from save_weights(); None = fresh (zero-init) modules
             "adapter_seed": 0,             # init of the non-zero new layers
+            "norm_convention": "official",  # motion-stream GroupNorms as AnimateDiff's code, or "diffusers"
+            "adapter_version": "auto",     # which AnimateDiff version's conventions (methods/norms.py)
         }
 
     def __init__(self, base: BaseComponents, **options: Any):
@@ -169,6 +176,11 @@ class DualStream(LatentVideoMethod):
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"motion adapter '{o['motion_adapter']}' does not fit the base UNet "
                             f"({str(exc).splitlines()[0][:160]}); use an adapter made for this base family") from None
+        from methods.norms import apply_norm_convention, resolve_norms
+
+        self.frame_context = FrameContext()  # F for motion-stream norms that pool over frames (v1, official)
+        self.norms = resolve_norms(o["norm_convention"], o["adapter_version"], o["motion_adapter"], self.adapter.config)
+        apply_norm_convention(self.motion, self.norms, self.frame_context)  # the motion stream's own modules only
         self.motion.eval()
         self.content.eval()
         self._to_base_device(self.content)  # moves only the LoRA tensors: the shared base ones are already there
@@ -251,7 +263,8 @@ class DualStream(LatentVideoMethod):
         return outs[0], outs[1]
 
     def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        content, motion = self.stream_noise(latents, t, text_embeds)
+        with self.frame_context.frames(latents.shape[2]):
+            content, motion = self.stream_noise(latents, t, text_embeds)
         w = float(self.options["motion_weight"])
         return (1.0 - w) * content + w * motion
 
@@ -271,7 +284,11 @@ class DualStream(LatentVideoMethod):
         cfg = super().config()
         cfg["reconstruction"] = list(RECONSTRUCTION)
         cfg["weights_sha256"] = self.weights_sha256
+        cfg["norms"] = self.norms
         return cfg
+
+    def setup_record(self) -> dict[str, Any]:
+        return {**super().setup_record(), "norms": self.norms}
 
     def save_weights(self, path: str | Path) -> Path:
         """Every trainable tensor (float32) to one safetensors file."""

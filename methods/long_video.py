@@ -157,5 +157,6 @@ class LongVideoMixin:
         plain = super().sample_latents
         if self.free_init is None:
             return plain(latents, embeds, request, requests)
-        return free_init_sample(lambda z: plain(z, embeds, request, requests), self.base.scheduler.config, latents,
+        schedule = self.noise_schedule_config()  # the method's own noise schedule (AnimateDiff's official one)
+        return free_init_sample(lambda z: plain(z, embeds, request, requests), schedule, latents,
                                 requests, self.free_init)

@@ -1,24 +1,24 @@
-"""MagicVideo-style causal ("directed") temporal modelling (Zhou et al., arXiv 2211.11018), in two forms.
+"""MagicVideo-style causal ("directed") temporal modelling (Zhou et al., arXiv 2211.11018).
 
 MagicVideo has no public code or weights; what is built here is its causal temporal attention, the part that
-defines it among the methods benchmarked, on top of a frozen SD-style T2I:
+defines it among the methods benchmarked, on top of a frozen SD-style T2I. (The training-free causal cross-frame
+attention on the spatial self-attention, once `magicvideo_causal`, is not MagicVideo: it is
+methods/causal_cross_frame.py.)
 
-- `magicvideo_causal` (training-free): every spatial self-attention (attn1) lets frame t attend to the tokens of
-  frames <= t of its own video (`variant: all_previous`), or of frames {0, t-1, t} (`first_and_previous`, the
-  sparse form). Works on any T2I; the attention processors are swapped in for sampling and put back afterwards,
-  also on error.
 - `magicvideo` (temporal module, trainable): temporal transformer layers after the spatial blocks, built from
   diffusers' `UNetMotionModel` + `MotionAdapter` scaffold, made causal by (a) a causal processor on the motion
   modules' attn1/attn2 (query frame t sees key frames <= t) and (b) a per-frame GroupNorm in place of the motion
-  module's GroupNorm, which pools statistics over all frames and would leak the future into the past. With
+  module's GroupNorm (diffusers' pools statistics over all frames, which would leak the future into the past; the
+  official AnimateDiff code normalises per frame too). With
   `proj_out` zeroed the untrained module is an exact identity (the output equals per_frame's). It can start from an
   AnimateDiff motion adapter (hub id or folder) instead of `tiny` (a random adapter shaped for the base UNet).
 
-Noise draw order (both forms): per request, from torch.Generator("cpu").manual_seed(request.seed), float32, drawn
-frame-major as (F, C, h, w) and permuted to (C, F, h, w). Frame f's noise then does not depend on F, and with causal
-attention a video of F + k frames starts with the same F frames as a video of F frames: generation is
-prefix-consistent, the property causality buys. (The shared default draws (C, F, h, w), whose frame f changes
-with F.)
+Noise draw order (also causal_cross_frame's): per request, from torch.Generator("cpu").manual_seed(request.seed),
+float32, drawn frame-major as (F, C, h, w) and permuted to (C, F, h, w). Frame f's noise then does not depend on
+F, and with causal attention a video of F + k frames starts with the same F frames as a video of F frames:
+generation is prefix-consistent, the property causality buys. (The shared default draws (C, F, h, w), whose frame
+f changes with F.) Noise schedule: AnimateDiff's official one (inherited), like the GroupNorm conventions, so
+magicvideo and animatediff differ in the temporal attention mask (and this draw order) only.
 
 Left out (paper details with no public reference, see methods.md section 4): the frame-wise adaptors (per-frame
 scale and bias after each conv), the FPS embedding, the parallel spatial + temporal branch arrangement (we insert
@@ -27,8 +27,7 @@ super-resolution and the VideoVAE.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -36,10 +35,8 @@ from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import BaseComponents
 from methods.animatediff import AnimateDiff
-from methods.attention import (CAUSAL_VARIANTS, CausalFrameAttnProcessor, CausalTemporalAttnProcessor, FrameContext,
-                               processor_summary, spatial_self_attention_layers, swapped_attn_processors,
-                               temporal_attention_layers)
-from methods.base import LatentVideoMethod
+from methods.attention import CausalTemporalAttnProcessor, processor_summary, temporal_attention_layers
+from methods.norms import PER_FRAME, POOLED, PerFrameGroupNorm, like
 
 NOISE_DRAW = "frame-major: randn((F, C, h, w)) from the request's generator, permuted to (C, F, h, w)"
 
@@ -51,65 +48,16 @@ def frame_major_noise(request: GenRequest, shape: tuple[int, int, int, int]) -> 
     return torch.randn((f, c, h, w), generator=generator, dtype=torch.float32).permute(1, 0, 2, 3).contiguous()
 
 
-class MagicVideoCausal(LatentVideoMethod):
-    name = "magicvideo_causal"
-    version = "1"
-
-    @classmethod
-    def option_defaults(cls) -> dict[str, Any]:
-        return {"variant": "all_previous"}
-
-    def __init__(self, base: BaseComponents, **options: Any):
-        super().__init__(base, **options)
-        if self.options["variant"] not in CAUSAL_VARIANTS:
-            raise UserError(f"magicvideo_causal variant must be one of {', '.join(CAUSAL_VARIANTS)} "
-                            f"(got {self.options['variant']!r})")
-        self.context = FrameContext()
-        self.processors = {k: CausalFrameAttnProcessor(self.context, self.options["variant"])
-                           for k in spatial_self_attention_layers(base.unet)}
-
-    def config(self) -> dict[str, Any]:
-        return {**super().config(), "noise_draw": NOISE_DRAW,
-                "attn_processors": processor_summary(self.base.unet, self.processors)}
-
-    def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
-        return frame_major_noise(request, shape)
-
-    def predict_noise(self, latents: torch.Tensor, t: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        num_frames = latents.shape[2]
-        with self.context.frames(num_frames):
-            return self.unet_per_frame(self.base.unet, latents, t, text_embeds)
-
-    def sample_latents(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
-                       requests: Sequence[GenRequest]) -> torch.Tensor:
-        # The base UNet is shared with other methods: our processors live only for this sampling run.
-        with swapped_attn_processors(self.base.unet, self.processors):
-            return super().sample_latents(latents, embeds, request, requests)
-
-
-class PerFrameGroupNorm(torch.nn.Module):
-    """GroupNorm over each frame on its own, for (B, C, F, H, W) input: the statistics of frame t never see
-    frames > t. Wraps (and trains) the original GroupNorm's affine parameters, so weights load unchanged."""
-
-    def __init__(self, norm: torch.nn.GroupNorm):
-        super().__init__()
-        self.norm = norm
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, f, h, w = x.shape
-        y = self.norm(x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w))
-        return y.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
-
-
 def make_motion_modules_causal(unet: torch.nn.Module) -> int:
-    """Per-frame GroupNorm in every AnimateDiff temporal transformer and causal processors on its attentions.
-    Returns how many temporal transformers were changed."""
+    """Per-frame GroupNorm in every AnimateDiff temporal transformer (if the norm convention has not put it there
+    already) and causal processors on its attentions. Returns how many temporal transformers there are."""
     from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
     count = 0
     for module in unet.modules():
-        if isinstance(module, AnimateDiffTransformer3D) and not isinstance(module.norm, PerFrameGroupNorm):
-            module.norm = PerFrameGroupNorm(module.norm)
+        if isinstance(module, AnimateDiffTransformer3D):
+            if not isinstance(module.norm, PerFrameGroupNorm):
+                module.norm = like(module.norm, PerFrameGroupNorm)
             count += 1
     temporal = set(temporal_attention_layers(unet))
     unet.set_attn_processor({k: (CausalTemporalAttnProcessor() if k in temporal else v)
@@ -123,29 +71,23 @@ class MagicVideo(AnimateDiff):
     folder = start from AnimateDiff weights (their proj_out kept unless zero_init_proj_out)."""
 
     name = "magicvideo"
-    version = "1"
+    version = "2"  # 2: AnimateDiff's official noise schedule (inherited) and retrained toy adapter
     # Its own toy adapter: trained through the causal modules, so AnimateDiff's (bidirectional) one is not it.
-    # The inherited save_trainable exports a plain MotionAdapter folder; causality is re-applied at load.
+    # The inherited save_trainable exports a plain MotionAdapter folder (the swapped norms keep their names);
+    # causality is re-applied at load.
     toy_weights = "magicvideo-motion-adapter"
 
     def __init__(self, base: BaseComponents, **options: Any):
         super().__init__(base, **options)
+        if self.norms["spatial_resnet_groupnorm"] == POOLED:
+            raise UserError("magicvideo is causal, but a v1 adapter's official spatial GroupNorm pools over frames "
+                            "(frame t would see later frames); set norm_convention: diffusers or adapter_version: v3")
         self.num_temporal_layers = make_motion_modules_causal(self.unet)
+        # Causality needs per-frame statistics, whatever the convention: the motion norms are per frame here.
+        self.norms = {**self.norms, "motion_module_groupnorm": PER_FRAME + " (causal: always)"}
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "noise_draw": NOISE_DRAW, "temporal_norm": "per-frame GroupNorm",
-                "attn_processors": processor_summary(self.unet)}
+        return {**super().config(), "noise_draw": NOISE_DRAW, "attn_processors": processor_summary(self.unet)}
 
     def initial_noise(self, request: GenRequest, shape: tuple[int, int, int, int]) -> torch.Tensor:
         return frame_major_noise(request, shape)
-
-    def save_trainable(self, folder: str | Path) -> Path:
-        """The trained motion modules as a plain MotionAdapter folder (safetensors), usable as
-        `motion_adapter: <folder>`: the causal processors and per-frame norms are re-applied at load. PerFrameGroupNorm
-        nests the GroupNorm (`norm.norm.*`), which diffusers' save_motion_modules cannot map, so the adapter's state
-        is rebuilt here under the original names."""
-        state = {name.replace(".norm.norm.", ".norm."): p.detach()
-                 for name, p in self.unet.state_dict().items() if "motion_modules." in name}
-        self.adapter.load_state_dict(state, strict=True)
-        self.adapter.save_pretrained(str(folder), safe_serialization=True)
-        return Path(folder)

@@ -18,11 +18,13 @@ draw, the forward noise of frames 1..F-1 in order. This is the order diffusers' 
 as `latents` and the same generator, which is what makes the parity test possible. The forward noise travels in
 the initial-latent tensor (frames 1..F-1) so the shared `generate` keeps batching and timing as is.
 
-t0/t1 for any step count: the paper's values are the timesteps 881 (T0) and 941 (T1) (t0=44, t1=47 at 50 DDIM
-steps). With "leading" spacing timesteps[-t-1] = t * s + steps_offset, s = num_train_timesteps // N, so
-t = round((T - steps_offset) / s), then t1 = min(N-1, t1) and t0 = min(t1-1, t0): N=50 gives (44, 47), N=4 gives
-(2, 3) and N=2 gives (0, 1). Explicit `t0`/`t1` indices override the mapping. The resolved indices and timesteps
-go into every Video.info.
+t0/t1 for any step count and spacing: the paper's values are the timesteps 881 (T0) and 941 (T1) (t0=44, t1=47 at
+50 DDIM steps). Each is mapped to the nearest timestep of the sampler's actual timestep list (index counted from the
+end), then t1 = min(N-1, max(1, t1)) and t0 = min(t1-1, t0). With "leading" spacing this is the closed form
+t = round((T - steps_offset) / (num_train_timesteps // N)): N=50 gives (44, 47), N=4 gives (2, 3), N=2 gives (0, 1);
+"trailing", "linspace" and LCM's timesteps map by their own lists. Samplers with float timesteps (Euler) are
+refused: T0/T1 index the training noise schedule. Explicit `t0`/`t1` indices override the mapping. The resolved
+indices and timesteps go into every Video.info.
 
 Long videos: `chunk_size` > 0 denoises frames 1..F-1 in chunks of chunk_size-1, each with frame 0 prepended as the
 anchor. Frame 0's trajectory and all forward noise are computed once, and frame k depends only on frames 0 and k,
@@ -50,21 +52,27 @@ from methods.base import LatentVideoMethod
 FLOW_GRID = 512  # the motion field is defined on a 512 x 512 grid (SD's pixel size), then resampled to latents
 
 
-def resolve_t0_t1(num_steps: int, scheduler_config: Any, t0_timestep: int = 881, t1_timestep: int = 941,
+def resolve_t0_t1(timesteps: Sequence[int], t0_timestep: int = 881, t1_timestep: int = 941,
                   t0: int | None = None, t1: int | None = None) -> tuple[int, int]:
-    """Indices counted from the end of the timestep list (diffusers' t0/t1) for `num_steps` steps."""
-    if num_steps < 2:
+    """Indices counted from the end of `timesteps` (diffusers' t0/t1): explicit ones, or those of the timesteps
+    nearest t0_timestep / t1_timestep in the actual list (any spacing)."""
+    steps = [int(t) for t in timesteps]
+    n = len(steps)
+    if n < 2:
         raise UserError("text2video_zero needs num_inference_steps >= 2 (T1 must come after at least one step "
                         "before T0); raise sampling.num_inference_steps")
-    stride = int(scheduler_config.num_train_timesteps) // num_steps
-    offset = int(getattr(scheduler_config, "steps_offset", 0))
+
+    def from_end(target: int) -> int:
+        nearest = min(range(n), key=lambda i: (abs(steps[i] - target), i))  # a tie: the larger timestep
+        return n - 1 - nearest
+
     if t1 is None:
-        t1 = min(num_steps - 1, max(1, round((t1_timestep - offset) / stride)))
+        t1 = min(n - 1, max(1, from_end(t1_timestep)))
     if t0 is None:
-        t0 = min(t1 - 1, max(0, round((t0_timestep - offset) / stride)))
-    if not 0 <= t0 < t1 <= num_steps - 1:
+        t0 = min(t1 - 1, max(0, from_end(t0_timestep)))
+    if not 0 <= t0 < t1 <= n - 1:
         raise UserError(f"text2video_zero needs 0 <= t0 < t1 <= num_inference_steps-1 (got t0={t0}, t1={t1}, "
-                        f"{num_steps} steps); leave t0/t1 unset to map them from t0_timestep/t1_timestep")
+                        f"{n} steps); leave t0/t1 unset to map them from t0_timestep/t1_timestep")
     return int(t0), int(t1)
 
 
@@ -127,8 +135,10 @@ class Text2VideoZero(LatentVideoMethod):
                             f"(got {o['forward_alphas']!r})")
         if (o["t0"] is None) != (o["t1"] is None):
             raise UserError("text2video_zero: set both t0 and t1, or neither")
-        if not hasattr(base.scheduler, "alphas_cumprod") or not hasattr(base.scheduler, "betas"):
-            raise UserError("text2video_zero needs a DDPM-family scheduler with integer timesteps (e.g. DDIM)")
+        probe = self.make_scheduler(2)
+        if not hasattr(probe, "alphas_cumprod") or not hasattr(probe, "betas") or probe.timesteps.is_floating_point():
+            raise UserError(f"text2video_zero needs a sampler with integer timesteps on a DDPM noise schedule (T0/T1 "
+                            f"index it); scheduler {self.options['scheduler']!r} is not one: use ddim, dpmpp or lcm")
         self.context = FrameContext()
         layers = spatial_self_attention_layers(base.unet) if o["cross_frame_attention"] else []
         self.processors = {k: CrossFrameAttnProcessor(self.context) for k in layers}
@@ -137,19 +147,16 @@ class Text2VideoZero(LatentVideoMethod):
     def schedule(self, num_steps: int) -> dict[str, Any]:
         """Resolved t0/t1 indices and their timesteps for `num_steps` steps."""
         o = self.options
-        t0, t1 = resolve_t0_t1(num_steps, self.base.scheduler.config, o["t0_timestep"], o["t1_timestep"], o["t0"],
-                               o["t1"])
         timesteps = self.make_scheduler(num_steps).timesteps
-        if timesteps.is_floating_point():  # T0/T1 index the training noise schedule: they must be integers
-            raise UserError(f"text2video_zero needs integer timesteps; {type(self.base.scheduler).__name__} gives "
-                            "floats. Use DDIM (the default base scheduler) or DPM-Solver++")
+        t0, t1 = resolve_t0_t1(timesteps.tolist(), o["t0_timestep"], o["t1_timestep"], o["t0"], o["t1"])
         return {"t0": t0, "t1": t1, "T0": int(timesteps[-t0 - 1]), "T1": int(timesteps[-t1 - 1]),
                 "frame0_alone_steps": len(timesteps) - t0 - 1, "joint_steps": t1 + 1}
 
     def config(self) -> dict[str, Any]:
         return {**super().config(),
-                "t0_t1_mapping": ("t = round((T - steps_offset) / (num_train_timesteps // N)) for T = t0_timestep, "
-                                  "t1_timestep; t1 = min(N-1, t1), t0 = min(t1-1, t0); explicit t0/t1 override"),
+                "t0_t1_mapping": ("t = index from the end of the nearest actual timestep to T = t0_timestep, "
+                                  "t1_timestep; t1 = min(N-1, max(1, t1)), t0 = min(t1-1, t0); explicit t0/t1 "
+                                  "override"),
                 # Explicit indices may be invalid at 50 steps (they are checked per request): show the mapping only.
                 "t0_t1_at_50_steps": self.schedule(50) if self.options["t1"] is None else "explicit t0/t1",
                 "attn_processors": processor_summary(self.base.unet, self.processors)}
@@ -176,10 +183,10 @@ class Text2VideoZero(LatentVideoMethod):
             return self.unet_per_frame(self.base.unet, latents, t, text_embeds)
 
     def denoise(self, latents: torch.Tensor, timesteps: torch.Tensor, embeds: torch.Tensor, scheduler: Any,
-                guidance_scale: float) -> torch.Tensor:
+                guidance_scale: float, step_kwargs: dict[str, Any]) -> torch.Tensor:
         for t in timesteps:
             noise = self.guided_noise(latents, t, embeds, scheduler, guidance_scale)
-            latents = scheduler.step(noise, t, latents).prev_sample
+            latents = scheduler.step(noise, t, latents, **step_kwargs).prev_sample
         return latents
 
     def forward_diffuse(self, latents: torch.Tensor, eps: torch.Tensor, t_from: int, t_to: int,
@@ -196,24 +203,26 @@ class Text2VideoZero(LatentVideoMethod):
     def sample_latents(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
                        requests: Sequence[GenRequest]) -> torch.Tensor:
         with swapped_attn_processors(self.base.unet, self.processors):
-            return self._sample(latents, embeds, request)
+            return self._sample(latents, embeds, request, requests)
 
-    def _sample(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest) -> torch.Tensor:
+    def _sample(self, latents: torch.Tensor, embeds: torch.Tensor, request: GenRequest,
+                requests: Sequence[GenRequest]) -> torch.Tensor:
         o = self.options
         info = self.schedule(request.num_inference_steps)
         t0, t1 = info["t0"], info["t1"]
         scheduler = self.make_scheduler(request.num_inference_steps)
         timesteps = scheduler.timesteps
+        kw = self.step_kwargs(scheduler, requests)  # per-item generators: a stochastic sampler keeps batch == singles
         num_frames = latents.shape[2]
         gs = request.guidance_scale
 
         # 1. Frame 0 alone down to T1, then on to T0. The scheduler state at T1 is kept for the joint stage
         #    (multistep schedulers carry history), as the reference pipeline does.
         x0 = latents[:, :, :1] * scheduler.init_noise_sigma
-        x0_t1 = self.denoise(x0, timesteps[: -t1 - 1], embeds, scheduler, gs)
+        x0_t1 = self.denoise(x0, timesteps[: -t1 - 1], embeds, scheduler, gs, kw)
         scheduler_at_t1 = copy.deepcopy(scheduler)
         if num_frames > 1:
-            x0_t0 = self.denoise(x0_t1, timesteps[-t1 - 1: -t0 - 1], embeds, scheduler, gs)
+            x0_t0 = self.denoise(x0_t1, timesteps[-t1 - 1: -t0 - 1], embeds, scheduler, gs, kw)
             # 2.-3. Translate copies of x_T0 frame by frame, then forward-diffuse them to T1 with their own noise.
             warped = warp_latents(x0_t0[:, :, 0], range(1, num_frames), o["motion_field_strength_x"],
                                   o["motion_field_strength_y"])
@@ -228,7 +237,7 @@ class Text2VideoZero(LatentVideoMethod):
         frame0, others = None, []
         for chunk in chunks:
             x = torch.cat([x0_t1, rest_t1[:, :, chunk]], dim=2)
-            x = self.denoise(x, joint, embeds, copy.deepcopy(scheduler_at_t1), gs)
+            x = self.denoise(x, joint, embeds, copy.deepcopy(scheduler_at_t1), gs, kw)
             frame0 = x[:, :, :1] if frame0 is None else frame0
             others.append(x[:, :, 1:])
         return torch.cat([frame0, *others], dim=2)

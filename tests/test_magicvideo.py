@@ -9,7 +9,10 @@ from bench.api import GenRequest
 from bench.errors import UserError
 from bench.models import tiny_components
 from methods.attention import CausalFrameAttnProcessor, FrameContext, swapped_attn_processors
-from methods.magicvideo import MagicVideo, MagicVideoCausal, PerFrameGroupNorm, frame_major_noise
+from methods.causal_cross_frame import CausalCrossFrame
+from methods.magicvideo import MagicVideo, frame_major_noise
+from methods.norms import PerFrameGroupNorm, like
+from methods.animatediff import OFFICIAL_NOISE_SCHEDULE
 from methods.per_frame import PerFrame
 
 PROMPT = "a paper boat drifting down a stream"
@@ -53,7 +56,7 @@ def latents_and_embeds(method, frames: int, batch: int = 2, seed: int = 0):
     return x, emb
 
 
-def swapped(method: MagicVideoCausal):
+def swapped(method: CausalCrossFrame):
     return swapped_attn_processors(method.base.unet, method.processors)
 
 
@@ -113,11 +116,12 @@ def test_causal_temporal_module_ignores_future_frames_and_stock_groupnorm_leaks(
         moved = module(past.view_as(x), num_frames=frames) - module(x, num_frames=frames)
     assert torch.all(moved.view(batch, frames, -1).abs().amax(2) > 1e-4)
     # The same test catches diffusers' stock GroupNorm, which pools over frames: the past sees the future.
-    module.norm = module.norm.norm
+    causal_norm = module.norm
+    module.norm = like(causal_norm, torch.nn.GroupNorm)
     try:
         assert delta()[:, : t + 1].max() > 1e-4
     finally:
-        module.norm = PerFrameGroupNorm(module.norm)
+        module.norm = causal_norm
 
 
 # ----------------------------------------------------------------------------------------------- UNet level
@@ -127,7 +131,7 @@ def test_unet_output_at_frame_t_ignores_later_frames(base, trained, form):
         method = trained
         run = method.predict_noise
     else:
-        method = MagicVideoCausal(base, variant=form.removeprefix("causal_"))
+        method = CausalCrossFrame(base, variant=form.removeprefix("causal_"))
 
         def run(x, t, emb):
             with swapped(method):
@@ -153,7 +157,7 @@ def test_frame_major_noise_does_not_depend_on_frame_count():
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_causal_generation_is_prefix_consistent(base, variant):
-    method = MagicVideoCausal(base, variant=variant)
+    method = CausalCrossFrame(base, variant=variant)
     short = method.generate([make_request(frames=3)])[0].frames
     long = method.generate([make_request(frames=5)])[0].frames
     assert (long[:3] - short).abs().max() <= 1e-4
@@ -168,7 +172,7 @@ def test_temporal_module_generation_is_prefix_consistent(trained):
 
 
 def test_zero_initialised_temporal_module_reproduces_per_frame(base):
-    method, per_frame = MagicVideo(base), PerFrame(base)
+    method, per_frame = MagicVideo(base), PerFrame(base, noise_schedule=OFFICIAL_NOISE_SCHEDULE)
     x, emb = latents_and_embeds(method, frames=4)
     with torch.no_grad():
         torch.testing.assert_close(method.predict_noise(x, torch.tensor(501), emb),
@@ -187,7 +191,7 @@ def test_zero_initialised_temporal_module_reproduces_per_frame(base):
 
 @pytest.mark.parametrize("guidance", [7.5, 1.0])
 def test_causal_batch_equals_single_requests(base, guidance):
-    method = MagicVideoCausal(base)
+    method = CausalCrossFrame(base)
     reqs = [make_request(frames=3, seed=7, guidance=guidance), make_request(frames=3, seed=8, guidance=guidance,
                                                                   prompt="a lighthouse at dusk")]
     batched = method.generate(reqs)
@@ -198,7 +202,7 @@ def test_causal_batch_equals_single_requests(base, guidance):
 # ----------------------------------------------------------------------------------------------- hygiene
 def test_processors_restored_after_success_and_error(base, monkeypatch):
     original = {k: type(v) for k, v in base.unet.attn_processors.items()}
-    method = MagicVideoCausal(base)
+    method = CausalCrossFrame(base)
     summary = method.config()["attn_processors"]
     assert all((name == "CausalFrameAttnProcessor") == k.endswith("attn1.processor") for k, name in summary.items())
     method.generate([make_request(frames=2)])
@@ -221,22 +225,26 @@ def test_trainable_parameters_are_the_temporal_module(base):
     assert len(params) == len(names) > 0
     base_ids = {id(p) for p in base.unet.parameters()}
     assert not any(id(p) in base_ids for p in params)
-    assert list(MagicVideoCausal(base).trainable_parameters()) == []
+    assert list(CausalCrossFrame(base).trainable_parameters()) == []
     processors = method.config()["attn_processors"]
     assert all((name == "CausalTemporalAttnProcessor") == ("motion_modules" in k) for k, name in processors.items())
 
 
 def test_bad_options_and_too_many_frames_are_user_errors(base):
     with pytest.raises(UserError, match="variant"):
-        MagicVideoCausal(base, variant="bidirectional")
+        CausalCrossFrame(base, variant="bidirectional")
     method = MagicVideo(base)
     x, emb = latents_and_embeds(method, frames=method.max_frames + 1, batch=1)
     with pytest.raises(UserError, match="motion_max_seq_length"):
         method.predict_noise(x, torch.tensor(1), emb)
 
 
-def test_registered():
+def test_registered_and_the_old_name_warns(caplog):
     from bench.registry import METHODS
 
-    assert METHODS.get("magicvideo_causal") is MagicVideoCausal
+    assert METHODS.get("causal_cross_frame") is CausalCrossFrame
     assert METHODS.get("magicvideo") is MagicVideo
+    assert "magicvideo_causal" not in METHODS.names()
+    with caplog.at_level("WARNING", logger="t2v_bench"):
+        assert METHODS.get("magicvideo_causal") is CausalCrossFrame
+    assert "now called 'causal_cross_frame'" in caplog.text

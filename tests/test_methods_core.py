@@ -4,7 +4,7 @@ import torch
 
 from bench.api import Method
 from bench.models import BaseComponents, tiny_components, tiny_unet
-from methods.animatediff import AnimateDiff, tiny_motion_adapter
+from methods.animatediff import OFFICIAL_NOISE_SCHEDULE, AnimateDiff, tiny_motion_adapter
 from methods.per_frame import PerFrame
 
 
@@ -30,9 +30,9 @@ def test_contract_batch_equals_singles_and_determinism(methods, name, request_fa
     assert not torch.allclose(batch[0].frames, batch[1].frames)
 
 
-def test_zero_init_motion_modules_reproduce_per_frame(methods, request_factory):
+def test_zero_init_motion_modules_reproduce_per_frame(tiny_base, methods, request_factory):
     req = request_factory(num_frames=6)
-    a = methods["per_frame"].generate([req])[0].frames
+    a = PerFrame(tiny_base, noise_schedule=OFFICIAL_NOISE_SCHEDULE).generate([req])[0].frames  # same schedule
     b = methods["animatediff"].generate([req])[0].frames
     assert (a - b).abs().max() < 1e-4
 
@@ -55,7 +55,8 @@ def test_adapter_plugs_into_a_personalized_base(request_factory):
     req = request_factory()
     on_a = AnimateDiff(base_a).generate([req])[0].frames
     on_b = AnimateDiff(base_b).generate([req])[0].frames
-    assert (on_b - PerFrame(base_b).generate([req])[0].frames).abs().max() < 1e-4
+    per_frame_b = PerFrame(base_b, noise_schedule=OFFICIAL_NOISE_SCHEDULE)  # same schedule as AnimateDiff
+    assert (on_b - per_frame_b.generate([req])[0].frames).abs().max() < 1e-4
     assert (on_a - on_b).abs().max() > 1e-3
 
 

@@ -35,7 +35,7 @@ def test_animatediff_matches_animatediff_pipeline(tiny_base, request_factory):
     ours = method.generate([req])[0].frames
     b = tiny_base
     pipe = AnimateDiffPipeline(vae=b.vae, text_encoder=b.text_encoder, tokenizer=b.tokenizer, unet=method.unet,
-                               motion_adapter=method.adapter, scheduler=b.scheduler)
+                               motion_adapter=method.adapter, scheduler=method.new_scheduler())
     pipe.set_progress_bar_config(disable=True)
     theirs = pipe(req.prompt, num_frames=req.num_frames, height=req.height, width=req.width,
                   num_inference_steps=req.num_inference_steps, guidance_scale=req.guidance_scale,

@@ -3,6 +3,7 @@ chunking, processor hygiene, and parity with diffusers' deprecated TextToVideoZe
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -45,16 +46,40 @@ def test_t0_t1_mapping_hits_paper_timesteps_and_is_valid_for_any_step_count(base
     assert (at50["t0"], at50["t1"], at50["T0"], at50["T1"]) == (44, 47, 881, 941)
     assert method.schedule(2)["t0"] == 0 and method.schedule(2)["t1"] == 1
     assert (method.schedule(4)["t0"], method.schedule(4)["t1"]) == (2, 3)
+    steps_offset = base.scheduler.config.steps_offset
     for n in range(2, 101):
-        t0, t1 = resolve_t0_t1(n, base.scheduler.config)
+        t0, t1 = resolve_t0_t1(method.make_scheduler(n).timesteps.tolist())
         assert 0 <= t0 < t1 <= n - 1, n
+        # with "leading" spacing the list mapping is the closed form (ties rounded up, to the larger timestep)
+        stride = 1000 // n
+        assert t1 == min(n - 1, max(1, math.floor((941 - steps_offset) / stride + 0.5))), n
     with pytest.raises(UserError, match="num_inference_steps >= 2"):
-        resolve_t0_t1(1, base.scheduler.config)
-    assert resolve_t0_t1(10, base.scheduler.config, t0=3, t1=5) == (3, 5)  # explicit indices win
+        resolve_t0_t1([1])
+    assert resolve_t0_t1(list(range(10)), t0=3, t1=5) == (3, 5)  # explicit indices win
     with pytest.raises(UserError, match="t0 < t1"):
-        resolve_t0_t1(4, base.scheduler.config, t0=3, t1=3)
+        resolve_t0_t1([751, 501, 251, 1], t0=3, t1=3)
     cfg = method.config()
     assert cfg["t0_t1_at_50_steps"]["T1"] == 941 and "t0_t1_mapping" in cfg
+
+
+@pytest.mark.parametrize("spacing", ["trailing", "linspace"])
+def test_t0_t1_map_by_the_actual_timesteps_for_other_spacings(base, spacing):
+    method = Text2VideoZero(base, noise_schedule={"timestep_spacing": spacing})
+    for n in (4, 10, 50):
+        timesteps = method.make_scheduler(n).timesteps.tolist()
+        info = method.schedule(n)
+        assert timesteps[-info["t1"] - 1] == info["T1"] and timesteps[-info["t0"] - 1] == info["T0"]
+        if n == 50:  # room for both: each is the list's closest timestep to the paper's
+            assert abs(info["T1"] - 941) == min(abs(t - 941) for t in timesteps)
+            assert abs(info["T0"] - 881) == min(abs(t - 881) for t in timesteps)
+    # "trailing" at 50 steps: 999, 979, 959, 939, ...: the closed form for "leading" would pick 959, not 939
+    if spacing == "trailing":
+        assert method.schedule(50)["T1"] == 939
+
+
+def test_float_timestep_samplers_are_refused_in_one_line(base):
+    with pytest.raises(UserError, match="integer timesteps"):
+        Text2VideoZero(base, scheduler="euler")
 
 
 def test_bad_options_are_user_errors(base):

@@ -53,7 +53,7 @@ def toy_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_default_run_is_the_labelled_toy_world(toy_run):
     values = _values(toy_run)
-    assert set(values) == {"per_frame", *TRAINED_TEMPORAL, "text2video_zero", "magicvideo_causal"}
+    assert set(values) == {"per_frame", *TRAINED_TEMPORAL, "text2video_zero", "causal_cross_frame"}
     assert all(set(v) >= {"clip_score", "frame_consistency", "motion_fidelity", "fvd"} for v in values.values())
     report = (toy_run / "report.md").read_text()
     assert "Toy-world numbers" in report

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bench.models import TOY_TOKEN_LENGTH, toy_tokenizer
 from bench.train import TrainConfig
 from bench.train_tasks import DiffusionLoss
 
@@ -29,7 +30,7 @@ TOY_UNET = dict(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups
                 attention_head_dim=4, sample_size=8,
                 down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
-TOKEN_LENGTH = 16  # toy captions are <= 13 tokens; a short context makes cross-attention cheap
+TOKEN_LENGTH = TOY_TOKEN_LENGTH  # the toy world depends on the loader, never the other way (no import circle)
 TEXT_SEED = 8
 
 
@@ -47,14 +48,6 @@ def toy_text_encoder():
     return round_fp16_(CLIPTextModel(CLIPTextConfig(**TOY_TEXT))).eval().requires_grad_(False)
 
 
-def toy_tokenizer():
-    import copy
-
-    from bench.models import clip_bpe_tokenizer
-
-    tok = copy.deepcopy(clip_bpe_tokenizer())  # the cached instance is shared: do not change its length
-    tok.model_max_length = TOKEN_LENGTH
-    return tok
 
 
 def _images(cfg: TrainConfig, n: int, seed: int) -> tuple[torch.Tensor, list[str]]:
@@ -175,7 +168,7 @@ class UNetTask(DiffusionLoss):
         tmp = folder.with_name(folder.name + ".export")
         shutil.rmtree(tmp, ignore_errors=True)
         parts.save_pretrained(tmp)
-        shutil.rmtree(tmp / "tokenizer")  # rebuilt in code from open_clip's vocabulary (bench.models._toy_tokenizer)
+        shutil.rmtree(tmp / "tokenizer")  # rebuilt in code from open_clip's vocabulary (bench.models.toy_tokenizer)
         self.text_encoder.float(), unet.float()
         if folder.exists():
             shutil.rmtree(folder)

@@ -1,4 +1,4 @@
-"""Seconds per video of text2video_zero, magicvideo_causal and magicvideo against per_frame on the tiny base, all
+"""Seconds per video of text2video_zero, causal_cross_frame and magicvideo against per_frame on the tiny base, all
 in one process, plus temporal flickering on the same prompts and seeds. A measurement script, not a test.
 
     HF_HUB_OFFLINE=1 PYTHONPATH=. python tests/benchmarks/method_timing_issue3.py [--repeats 5]
@@ -19,7 +19,8 @@ import torch
 from bench.api import GenRequest
 from bench.metrics.flicker import temporal_flickering
 from bench.models import tiny_components
-from methods.magicvideo import MagicVideo, MagicVideoCausal
+from methods.causal_cross_frame import CausalCrossFrame
+from methods.magicvideo import MagicVideo
 from methods.per_frame import PerFrame
 from methods.text2video_zero import Text2VideoZero
 
@@ -41,8 +42,8 @@ def main() -> None:
     methods = {
         "per_frame": PerFrame(base),
         "text2video_zero": Text2VideoZero(base),
-        "magicvideo_causal[all_previous]": MagicVideoCausal(base),
-        "magicvideo_causal[first_and_previous]": MagicVideoCausal(base, variant="first_and_previous"),
+        "causal_cross_frame[all_previous]": CausalCrossFrame(base),
+        "causal_cross_frame[first_and_previous]": CausalCrossFrame(base, variant="first_and_previous"),
         "magicvideo[tiny, zero proj_out]": MagicVideo(base),
     }
     req = GenRequest("p0", PROMPTS[0], seed=1, num_frames=args.frames, height=64, width=64,

@@ -15,7 +15,8 @@ from typing import Any
 from bench.errors import UserError
 
 # Record fields that change what a number means. Anything else (harness sha, timestamps, method options) may differ.
-SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "negative_prompt")
+SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidance_scale", "negative_prompt",
+                 "scheduler", "eta")
 # Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
 METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
                      "not_comparable_because", "by_group", "n_by_group", "by_tag", "vs_reference"}
@@ -24,7 +25,7 @@ METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake",
 REFERENCE_STATS_RTOL = 1e-4
 # How videos were made: a property of the method, not of the scoring, so not compared when a side was imported
 # (`t2v-bench score`): an imported set is compared on suite, frames, size, device and metric protocols only.
-GENERATION_KEYS = {"num_inference_steps", "guidance_scale", "negative_prompt", "base model", "base unet",
+GENERATION_KEYS = {"num_inference_steps", "guidance_scale", "negative_prompt", "scheduler", "eta", "base model", "base unet",
                    "base lora", "dtype"}
 INTERVAL_KEYS = ("ci95_bootstrap", "ci95")  # a record-provided [lo, hi] wins over the per-video t interval
 

@@ -1,5 +1,6 @@
 """Markdown tables of each metric by prompt tag (`metrics.<name>.by_tag`, see bench/breakdown.py): methods as
-rows, tags as columns, each cell `mean [lo, hi]` with n videos; best mean per column in bold."""
+rows, tags as columns, each cell `mean [lo, hi]` with n videos. No best is marked: a tag holds a fraction of the videos, and an
+unpaired per-tag interval cannot say that one method beats another (bench/stats.py's paired tests do that)."""
 from __future__ import annotations
 
 from bench.report.records import Run, method_labels
@@ -25,11 +26,8 @@ def tag_tables(runs: list[Run]) -> list[str]:
     lines: list[str] = []
     for name, rows in by_metric.items():
         tags = sorted({t for r in rows.values() for t in r})
-        best = {}
-        for t in tags:
-            means = [r[t]["mean"] for r in rows.values() if t in r]
-            best[t] = (max if higher[name] else min)(means) if len(means) > 1 else None
-        lines += [f"`{name}` {ARROWS[higher[name]][0]} by prompt tag (mean [95% CI] over videos with the tag):", "",
+        lines += [f"`{name}` {ARROWS[higher[name]][0]} by prompt tag (mean [95% CI] over videos with the tag; no best "
+                  "is marked):", "",
                   "| method | " + " | ".join(tags) + " |", "|:--|" + "--:|" * len(tags)]
         for label, r in rows.items():
             cells = []
@@ -37,8 +35,7 @@ def tag_tables(runs: list[Run]) -> list[str]:
                 if t not in r:
                     cells.append("—")
                     continue
-                cell = _cell(r[t])
-                cells.append(f"**{cell}**" if best[t] is not None and r[t]["mean"] == best[t] else cell)
+                cells.append(_cell(r[t]))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

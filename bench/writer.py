@@ -72,6 +72,9 @@ class BackgroundWriter:
         self.stats.wait_seconds += time.perf_counter() - started
         with self._lock:
             failures, self.stats.failures = self.stats.failures, []
+        for _, exc in failures:
+            if not isinstance(exc, Exception):  # an interrupt or exit inside a write stops the run, as it would inline
+                raise exc
         return failures
 
     def close(self) -> list[tuple[str, BaseException]]:

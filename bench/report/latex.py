@@ -174,13 +174,19 @@ def tabulars(table: Table, keys: list[str], limit: float | None) -> list[str]:
             for part in chunks([w for w, _ in sized], label_pt, limit)]
 
 
-def float_env(layout: Layout, body: list[str], caption: str, label: str) -> str:
-    return "\n".join([rf"\begin{{{layout.environment}}}[t]", r"\centering", r"\small", rf"\caption{{{caption}}}",
-                      rf"\label{{{label}}}", "\n\\par\\medskip\n".join(body), rf"\end{{{layout.environment}}}"])
+def float_env(layout: Layout, body: list[str], caption: list[str], label: str) -> str:
+    """The caption's first sentence above the table, its notes below it in a paragraph of the float's width: LaTeX
+    sets a caption on one line first to measure it, and a caption longer than TeX's largest dimension (16384 pt,
+    about 35 lines at a text width: a dozen metric definitions) stops the document with 'Dimension too large'."""
+    head, notes = caption[0], " ".join(caption[1:])
+    below = [r"\par\smallskip", rf"\parbox{{\linewidth}}{{\footnotesize {notes}}}"] if notes else []
+    return "\n".join([rf"\begin{{{layout.environment}}}[t]", r"\centering", r"\small", rf"\caption{{{head}}}",
+                      rf"\label{{{label}}}", "\n\\par\\medskip\n".join(body), *below,
+                      rf"\end{{{layout.environment}}}"])
 
 
 # --- captions
-def quality_caption(table: Table, cost_label: str | None) -> str:
+def quality_caption(table: Table, cost_label: str | None) -> list[str]:
     rec = table.runs[0].record
     parts = [latex_escape(settings_sentence(rec))]
     for name, text, model in definitions(rec):
@@ -198,7 +204,7 @@ def quality_caption(table: Table, cost_label: str | None) -> str:
         parts += [latex_note(SPEED_NOTE)] + cost_notes(table)
     else:
         parts.append(rf"Costs in Table~\ref{{{cost_label}}}.")
-    return " ".join(parts)
+    return parts
 
 
 def latex_note(note: str) -> str:
@@ -211,11 +217,11 @@ def cost_notes(table: Table) -> list[str]:
     return [latex_escape(sentence(TRAINING_NOTE))] if any(c.kind == "training" for c in table.columns) else []
 
 
-def cost_caption(table: Table, quality_label: str) -> str:
+def cost_caption(table: Table, quality_label: str) -> list[str]:
     mem = next(c.label for c in table.columns if c.key == "peak_mem_mb")
-    return " ".join([rf"Cost of the methods in Table~\ref{{{quality_label}}}: n videos evaluated, trainable "
+    return [rf"Cost of the methods in Table~\ref{{{quality_label}}}: n videos evaluated, trainable "
                      f"parameters, seconds per video (s/video: median, warm-up excluded) and {latex_escape(mem)} "
-                     "of generation.", latex_note(SPEED_NOTE), *cost_notes(table), latex_note(BEST_NOTE)])
+                     "of generation.", latex_note(SPEED_NOTE), *cost_notes(table), latex_note(BEST_NOTE)]
 
 
 def to_latex(table: Table, label: str = "tab:t2v-bench", layout: str = DEFAULT_LAYOUT) -> str:

@@ -141,7 +141,10 @@ def ranks(table: Table) -> pd.DataFrame:
 
 
 def fmt_number(v: float, decimals: int | None = None) -> str:
-    """Four significant digits in fixed notation (0.9835, -10.55, 988.5)."""
+    """Four significant digits in fixed notation (0.9835, -10.55, 988.5); '—' for a value that is not finite (a
+    per-video score a metric does not define for that video, e.g. flickering on a moving prompt)."""
+    if not math.isfinite(v):
+        return "—"
     if decimals is None:
         decimals = max(0, min(4, 3 - math.floor(math.log10(abs(v))))) if v else 2
     return f"{v:.{decimals}f}"

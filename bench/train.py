@@ -73,6 +73,18 @@ class Task(Protocol):
     def export(self, folder: Path) -> Path | None: ...
 
 
+class ModuleTask:
+    """The state of a task that trains one module, `self.model` (checkpoints save and resume through these)."""
+
+    model: torch.nn.Module
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.model.state_dict())
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(tensors)
+
+
 def load_train_config(path: str | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     doc: dict[str, Any] = {}
     if path:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from bench.train import TrainConfig
+from bench.train import ModuleTask, TrainConfig
 
 TOY_CLIP = "t2v-bench-toy-clip"
 CONFIG_PATH = Path(__file__).with_name(f"{TOY_CLIP}.json")
@@ -34,7 +34,7 @@ def shipped_checkpoint() -> Path:
     return toy_weights(WEIGHTS_FILE)
 
 
-class ClipTask:
+class ClipTask(ModuleTask):
     def __init__(self, cfg: TrainConfig):
         import open_clip
         from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -77,12 +77,6 @@ class ClipTask:
             return float(self._loss(self.val_x, self.val_t))
         finally:
             self.model.train()
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(tensors)
 
     def export(self, folder: Path) -> None:
         """One safetensors file, fp16 (the 49,408-row token table dominates): <folder>/toy-clip.safetensors."""

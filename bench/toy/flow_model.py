@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.train import TrainConfig
+from bench.train import ModuleTask, TrainConfig
 
 WEIGHTS_FILE = "flow/toy-raft.safetensors"  # under bench/toy/weights
 ARCH = "toy_raft"
@@ -141,7 +141,7 @@ def end_point_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (pred - true).norm(dim=1).mean()
 
 
-class FlowTask:
+class FlowTask(ModuleTask):
     """`t2v-bench train flow`: the toy RAFT with RAFT's sequence loss (gamma-weighted L1 over the updates)."""
 
     def __init__(self, cfg: TrainConfig):
@@ -179,12 +179,6 @@ class FlowTask:
             return float(end_point_error(self.predict(a, b), flow))
         finally:
             self.model.train()
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(tensors)
 
     def export(self, folder: Path) -> Path:
         """<folder>/toy-raft.safetensors (fp32; with the architecture and update count in its metadata)."""

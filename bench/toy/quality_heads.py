@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.train import TrainConfig
+from bench.train import ModuleTask, TrainConfig
 
 AESTHETIC_FILE = "quality/toy-aesthetic-head.safetensors"  # under bench/toy/weights
 IMAGING_FILE = "quality/toy-imaging-net.safetensors"
@@ -65,7 +65,7 @@ class ToyImagingNet(nn.Module):
         return self.head(self.body(x * 2 - 1).mean(dim=(2, 3))).squeeze(-1)
 
 
-class _HeadTask:
+class _HeadTask(ModuleTask):
     scale: float
     file: str
 
@@ -93,12 +93,6 @@ class _HeadTask:
             return float((self.model(self.val_x).squeeze(-1) - self.val_y).abs().mean())
         finally:
             self.model.train()
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
-    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.model.load_state_dict(tensors)
 
     def export(self, folder: Path) -> Path:
         from safetensors.torch import save_file

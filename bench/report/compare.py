@@ -123,13 +123,19 @@ def thread_note(base: Run, new: Run) -> str | None:
     return None
 
 
-def compare(base: Run, new: Run, fail_on: dict[str, str] | None = None) -> Comparison:
+def require_comparable(base: Run, new: Run) -> list[str]:
+    """UserError (exit 2) naming every setting or protocol that differs; else the gate's opening messages (a
+    thread-count difference, named in a refusal too). Both gate modes start here."""
     diff = differences(base.record, new.record)
     note = thread_note(base, new)
     if diff:
         raise UserError(f"'{base.run_id}' and '{new.run_id}' are not comparable: {'; '.join(diff)}"
                         + (f" (also: {note})" if note else ""))
-    messages: list[str] = [note] if note else []
+    return [note] if note else []
+
+
+def compare(base: Run, new: Run, fail_on: dict[str, str] | None = None) -> Comparison:
+    messages = require_comparable(base, new)
     tols = tolerances(base, fail_on or {}, messages)
     rows: list[dict] = []
     regressions = 0

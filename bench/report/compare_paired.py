@@ -15,8 +15,8 @@ import pandas as pd
 
 from bench import stats
 from bench.errors import UserError
-from bench.report.compare import Comparison, Tolerance, parse_tolerance
-from bench.report.records import Run, differences, metric_protocols, peak_memory
+from bench.report.compare import Comparison, Tolerance, parse_tolerance, require_comparable
+from bench.report.records import Run, metric_protocols, peak_memory
 from bench.report.tables import fmt_number
 
 PAIRED_DEFAULTS = {"quality": "1%", "sec_per_video": "+25%", "peak_mem_mb": "+50%"}
@@ -36,14 +36,11 @@ def margins(base: Run, fail_on: dict[str, str]) -> tuple[dict[str, Tolerance | N
 
 
 def compare_paired(base: Run, new: Run, fail_on: dict[str, str] | None = None, seed: int = 0) -> Comparison:
-    diff = differences(base.record, new.record)
-    if diff:
-        raise UserError(f"'{base.run_id}' and '{new.run_id}' are not comparable: {'; '.join(diff)}")
+    messages = require_comparable(base, new)
     if not base.samples or not new.samples:
         raise UserError("compare --mode paired needs samples.jsonl beside both run.json files (pass run folders)")
     tols, higher = margins(base, fail_on or {})
     fds = stats.load_set_references(base.folder)
-    messages: list[str] = []
     rows: list[dict] = []
     tested: list[tuple[int, float]] = []  # (row index, one-sided p)
     regressions = 0

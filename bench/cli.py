@@ -234,7 +234,7 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
         print(f"report: {result.out_dir / 'report.md'}")
     oom = sum(c.get("oom", 0) for c in result.counts.values())
     if failed or missing:
-        from bench.runner import OOM_HINT
+        from bench.generation import OOM_HINT
         what = f"{failed} item(s) failed" if failed else f"{missing} planned video(s) are missing"
         fix = f"{oom} ran out of memory: {OOM_HINT}" if oom else \
             ("rerun to retry them" if stage != "evaluate" else "run `t2v-bench run` with the same arguments")

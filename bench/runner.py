@@ -24,13 +24,13 @@ from bench.config import RunConfig, config_hash
 from bench.distributed import Dist
 from bench.errors import UserError
 from bench.models import load_base, resolve_device, resolve_dtype
-from bench.accel import BatchSizer, prepare_base, prepare_method
-from bench.perf import MemoryWatch, TimeBreakdown, summarize
+from bench.accel import prepare_base, prepare_method
+from bench.generation import generate_method
+from bench.perf import summarize
 from bench.prompts import PromptSuite, combined_negative, load_suite
 from bench.registry import METHODS
 from bench.store import SCHEMA_VERSION, RunStore, atomic_write_json, environment, git_state, write_jsonl
 from bench.text_cache import TextEmbeddingCache
-from bench.writer import BackgroundWriter
 
 log = logging.getLogger("t2v_bench")
 SEED_RULE = "int(sha256(f'{seed}/{prompt_id}/{sample}').hexdigest()[:8], 16)"
@@ -175,108 +175,8 @@ class Runner:
                                    "failed": 0, "stage_seconds": 0.0}
             if not todo_batches:
                 continue
-            method = self.build_method(method_name)
-            sizer = BatchSizer(self.cfg.batch_size, self.cfg.accel.auto_batch_max)
-            breakdown, advance = TimeBreakdown(), self._progress(n_todo, method_name)
-            with MemoryWatch(self.device) as mem, BackgroundWriter() as writer:
-                stage_started = time.perf_counter()
-                seen: set = set()  # batch shapes run so far: a new one pays lazy init (and compilation)
-                queue = [list(b) for b in todo_batches]  # an out-of-memory retry splits the head batch
-                b_i = 0  # batches run so far
-                while queue:
-                    batch = queue[0][:sizer.take(len(queue[0]))]
-                    warmup = not seen or (self.cfg.accel.compile and len(batch) not in seen)
-                    try:
-                        started = time.perf_counter()
-                        videos = method.generate([it.request for it in batch])
-                        elapsed = time.perf_counter() - started
-                    except (UserError, KeyboardInterrupt):
-                        raise
-                    except Exception as exc:  # one broken batch must not take finished work with it
-                        if sizer.shrink(len(batch), exc):
-                            log.warning("[rank %d] %s: out of memory at batch size %d, retrying at %d",
-                                        self.dist.rank, method_name, len(batch), sizer.size)
-                            continue
-                        _consume(queue, len(batch))
-                        counts[method_name]["failed"] += len(batch)
-                        why = f"{type(exc).__name__}: {exc}"
-                        if _is_oom(exc):  # a rerun cannot help: say what to lower
-                            counts[method_name]["oom"] = counts[method_name].get("oom", 0) + len(batch)
-                            why = f"out of memory ({str(exc).strip().splitlines()[0][:120]}); {OOM_HINT}"
-                        log.error("[rank %d] %s failed on %s: %s", self.dist.rank, method_name,
-                                  [f"{it.prompt_id}-s{it.sample}" for it in batch], why)
-                        continue
-                    if len(videos) != len(batch):
-                        raise RuntimeError(f"{method_name}.generate returned {len(videos)} videos for {len(batch)} requests")
-                    _consume(queue, len(batch))
-                    sizer.fitted(len(batch))
-                    seen.add(len(batch))
-                    b_i += 1
-                    waited = writer.stats.wait_seconds
-                    for it, video in zip(batch, videos):
-                        # videos of one batch share one time: the batch id keeps them one unit in bench.stats
-                        saved = self._save(it, video, elapsed / len(batch), method, warmup,
-                                           f"{self.dist.rank}:{stage_started:.3f}:{b_i}", writer)
-                        counts[method_name]["generated" if saved else "failed"] += 1
-                    if not warmup:
-                        breakdown.add(videos, time.perf_counter() - started, writer.stats.wait_seconds - waited)
-                    advance(len(batch))
-                waited = writer.stats.wait_seconds
-                failures = writer.drain()
-                breakdown.add_wait(writer.stats.wait_seconds - waited)
-            counts[method_name]["failed"] += len(failures)
-            counts[method_name]["generated"] -= len(failures)
-            for label, exc in failures:
-                log.error("[rank %d] %s: writing %s failed: %s: %s", self.dist.rank, method_name, label,
-                          type(exc).__name__, exc)
-            counts[method_name]["stage_seconds"] = time.perf_counter() - stage_started
-            self.store.save_method_perf(method_name, self.dist.rank, {
-                **mem.result(), **self._param_counts(method), **sizer.record(),
-                "time_breakdown": breakdown.result(writer.stats.busy_seconds)})
-            del method
+            generate_method(self, method_name, todo_batches, counts[method_name])
         return _sum_counts(self.dist.gather_objects(counts))
-
-    def _param_counts(self, method: Any) -> dict:
-        """Parameter counts and, for trained weights that carry a training record, what training them cost."""
-        cost = method.training_cost() if hasattr(method, "training_cost") else None
-        extra = {"training": cost} if cost else {}
-        if hasattr(method, "setup_record"):  # the resolved scheduler, norm conventions...: for run.json
-            extra["setup"] = method.setup_record()
-        if hasattr(method, "parameter_counts"):
-            return {"params": method.parameter_counts(), **extra}
-        from methods.base import count_parameters
-        return {"params": {"trainable": count_parameters(method.trainable_parameters())}, **extra}
-
-    def _save(self, item: WorkItem, video: Video, seconds: float, method: Any, warmup: bool,
-              batch: str | None = None, writer: BackgroundWriter | None = None) -> bool:
-        """Write one finished item, with a writer in the background (a write failure is counted when it drains);
-        False (not written, so never scored) when its frames are not finite."""
-        if video.num_frames != item.request.num_frames:
-            raise RuntimeError(f"{item.method} returned {video.num_frames} frames, {item.request.num_frames} requested")
-        if not torch.isfinite(video.frames).all():
-            log.error("[rank %d] %s failed on %s-s%d: the sampler produced non-finite (NaN/inf) frames; nothing "
-                      "saved or scored (try fp32, a smaller guidance_scale, or check the weights)", self.dist.rank,
-                      item.method, item.prompt_id, item.sample)
-            return False
-        meta = {"key": item.key, "method": item.method, "sample": item.sample, "request": item.request.to_dict(),
-                "seconds": seconds, "denoise_seconds": video.info.get("denoise_seconds"), "warmup": warmup, "batch": batch,
-                "info": video.info, "method_config_hash": self._config_hash(method)}
-
-        def job() -> None:
-            self.store.save_item(item.method, item.prompt_id, item.sample, video.to_uint8(), video.fps, meta)
-
-        if writer is None:
-            job()
-        else:
-            writer.submit(f"{item.prompt_id}-s{item.sample}", job)
-        return True
-
-    def _config_hash(self, method: Any) -> str:
-        cached = getattr(method, "_t2v_bench_config_hash", None)
-        if cached is None:
-            cached = config_hash(method.config())
-            method._t2v_bench_config_hash = cached
-        return cached
 
     def _progress(self, total: int, desc: str) -> Callable[[int], None]:
         if not self.progress:
@@ -455,22 +355,6 @@ class Runner:
 def default_out_dir(cfg: RunConfig, generation_hash: str) -> Path:
     """Derived from the config, so the same command twice resumes instead of starting over."""
     return Path("results") / "runs" / f"{cfg.name}-{generation_hash[:10]}"
-
-
-def _consume(queue: list[list], n: int) -> None:
-    """Drop the first n items of the head batch (the whole batch when that is all of it)."""
-    if n >= len(queue[0]):
-        queue.pop(0)
-    else:
-        queue[0] = queue[0][n:]
-
-
-OOM_HINT = "lower --batch-size, then --height/--width or --frames (or use a GPU dtype of fp16/bf16)"
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc) \
-        or "can't allocate memory" in str(exc)
 
 
 def _sum_counts(per_rank: list[dict[str, dict]]) -> dict[str, dict]:

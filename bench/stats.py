@@ -12,9 +12,7 @@ pair itself), so several seeds of one prompt do not count as independent evidenc
   across a table (`holm`);
 - set-level metrics (FVD): the same two procedures over prompts of the FVD difference, recomputed from per-video
   detector features against the run's fixed reference statistics (`FixedReferenceFD`);
-- power: the smallest paired difference detectable with 80% power at alpha 0.05 (`min_detectable`) and the
-  number of prompts x samples needed for a given difference (`required_prompts`), from the paired t-test's
-  noncentral t distribution (the large-sample equivalent of the permutation test).
+- power (how many videos a difference needs): bench/power.py.
 """
 from __future__ import annotations
 
@@ -24,11 +22,11 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
-ALPHA = 0.05
+from bench.power import ALPHA, POWER, min_detectable  # the significance level every test here uses
+
 LEVEL = 0.95
-POWER = 0.80
 N_RESAMPLES = 9999  # per-video metrics: vectorised; exact sign flips up to 13 prompts (a decision at the Holm
 # threshold should not flip with Monte Carlo noise; scipy's enumeration costs ~0.1 s at 12 prompts)
 N_RESAMPLES_SET = 1999  # set-level metrics: two Fréchet distances per resample (batched; small Gram matrices
@@ -283,61 +281,6 @@ def set_excess_p(a: dict[Key, np.ndarray], b: dict[Key, np.ndarray], fd: FixedRe
     p = (1 + np.sum(dist <= margin)) / (1 + dist.size)
     ci = (float(res.confidence_interval.low), float(res.confidence_interval.high))
     return float(fd_of(labels) - fd_of(labels + P)), ci, float(p)
-
-
-# ---------------------------------------------------------------------------------------------- power
-def t_power(delta: float, sd: float, n: int, alpha: float = ALPHA) -> float:
-    """Power of the two-sided one-sample (paired) t-test at true mean difference delta, unit SD sd, n units."""
-    if n < 2 or sd <= 0:
-        return math.nan
-    df, nc = n - 1, abs(delta) * math.sqrt(n) / sd
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    upper, lower = stats.nct.sf(crit, df, nc), stats.nct.cdf(-crit, df, nc)
-    return float(np.nan_to_num(upper, nan=1.0) + np.nan_to_num(lower, nan=0.0))  # NaN only far in a tail
-
-
-def min_detectable(sd: float, n: int, alpha: float = ALPHA, power: float = POWER) -> float | None:
-    """Smallest |paired difference| detected with the given power by n units of SD sd (None if n < 2 or sd = 0)."""
-    if n < 2 or not sd > 0:
-        return None
-    hi = sd * 100
-    return float(optimize.brentq(lambda d: t_power(d, sd, n, alpha) - power, 0.0, hi, xtol=1e-12 * hi))
-
-
-def variance_components(a: dict[Key, float], b: dict[Key, float]) -> tuple[float, float | None, int, int]:
-    """(between-prompt variance, within-prompt variance or None, n prompts, samples per prompt) of the paired
-    differences A - B: one-way ANOVA estimates. With one sample per prompt the two cannot be told apart; all the
-    variance is then counted as between prompts (extra samples are assumed to add nothing: conservative)."""
-    groups: dict[str, list[float]] = {}
-    for k in sorted(set(a) & set(b)):
-        groups.setdefault(k[0], []).append(a[k] - b[k])
-    d = [np.array(v) for v in groups.values()]
-    if len(d) < 2:
-        raise ValueError("need at least two prompts with paired samples")
-    means = np.array([g.mean() for g in d])
-    S = int(round(np.mean([g.size for g in d])))
-    dof = sum(g.size - 1 for g in d)
-    if dof == 0:
-        return float(means.var(ddof=1)), None, len(d), S
-    within = float(sum(((g - g.mean()) ** 2).sum() for g in d) / dof)
-    between = max(float(means.var(ddof=1)) - within * float(np.mean([1 / g.size for g in d])), 0.0)
-    return between, within, len(d), S
-
-
-def required_prompts(delta: float, between: float, within: float | None, samples: int, alpha: float = ALPHA,
-                     power: float = POWER, max_prompts: int = 10**6) -> int | None:
-    """Smallest number of prompts (each with `samples` seeds) whose paired test detects delta with the power;
-    None if even max_prompts do not."""
-    sd = math.sqrt(between + (within or 0.0) / samples)
-    if sd == 0:
-        return 2
-    if t_power(delta, sd, max_prompts, alpha) < power:
-        return None
-    lo, hi = 2, max_prompts  # power rises with n: bisect for the first n that reaches it
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if t_power(delta, sd, mid, alpha) < power else (lo, mid)
-    return lo
 
 
 # ---------------------------------------------------------------------------------------------- ranks

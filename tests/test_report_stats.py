@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench import stats
+from bench import power, stats
 from bench.cli import main
 from bench.report.records import load_run
 from bench.report.latex import to_latex
@@ -147,7 +147,7 @@ def test_power_command_matches_a_simulation(tmp_path, capsys):
     out = capsys.readouterr().out
     need = int(re.search(r"2 sample\(s\) per prompt: (\d+) prompts", out).group(1))
     run = load_run(run_dir)
-    between, within, _, _ = stats.variance_components(stats.values_of(run.samples, "a", "clip_score"),
+    between, within, _, _ = power.variance_components(stats.values_of(run.samples, "a", "clip_score"),
                                                       stats.values_of(run.samples, "per_frame", "clip_score"))
     rng = np.random.default_rng(0)
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from bench import stats
+from bench import power, stats
 
 
 def brute_force_sign_flip_p(d: np.ndarray) -> float:
@@ -67,7 +67,7 @@ def test_holm_matches_a_hand_computed_example():
 
 def test_power_formula_matches_a_simulation():
     sd, n = 2.0, 12
-    mde = stats.min_detectable(sd, n)
+    mde = power.min_detectable(sd, n)
     # the normal approximation (z_0.975 + z_0.8) * sd / sqrt(n) is optimistic at small n
     assert mde > (1.959964 + 0.841621) * sd / math.sqrt(n)
     rng = np.random.default_rng(0)
@@ -81,7 +81,7 @@ def test_power_formula_matches_a_simulation():
 
 def test_required_prompts_matches_a_simulation_with_seeds_per_prompt():
     between, within, samples, delta = 0.5, 2.0, 4, 0.6
-    P = stats.required_prompts(delta, between, within, samples)
+    P = power.required_prompts(delta, between, within, samples)
     rng = np.random.default_rng(3)
     sims = 20000
 
@@ -92,7 +92,7 @@ def test_required_prompts_matches_a_simulation_with_seeds_per_prompt():
 
     assert rate(P) >= stats.POWER - 0.012
     assert rate(P - 2) < stats.POWER
-    assert stats.required_prompts(delta, between, within, 1) > P  # one seed per prompt needs more prompts
+    assert power.required_prompts(delta, between, within, 1) > P  # one seed per prompt needs more prompts
 
 
 def test_variance_components_recover_the_constructed_spread():
@@ -101,7 +101,7 @@ def test_variance_components_recover_the_constructed_spread():
     d = rng.normal(0, 1.0, (P, 1)) + rng.normal(0, 2.0, (P, S))  # between 1, within 4
     a = {(f"p{i}", k): float(d[i, k]) for i in range(P) for k in range(S)}
     b = {key: 0.0 for key in a}
-    between, within, n, s = stats.variance_components(a, b)
+    between, within, n, s = power.variance_components(a, b)
     assert (n, s) == (P, S)
     assert within == pytest.approx(4.0, rel=0.1) and between == pytest.approx(1.0, rel=0.35)
 

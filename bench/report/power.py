@@ -2,7 +2,7 @@
 a difference D (80% power, two-sided alpha 0.05), from the run's own paired differences against the reference."""
 from __future__ import annotations
 
-from bench import stats
+from bench import power, stats
 from bench.errors import UserError, did_you_mean
 from bench.report.records import load_run
 
@@ -34,19 +34,19 @@ def power_report(run_dir: str, metric: str, delta: float, method: str | None = N
     for other in others:
         a, b = stats.values_of(run.samples, other, metric), stats.values_of(run.samples, ref, metric)
         try:
-            between, within, n_prompts, samples = stats.variance_components(a, b)
+            between, within, n_prompts, samples = power.variance_components(a, b)
         except ValueError:
             lines.append(f"- {other}: fewer than two prompts paired with '{ref}'; nothing to estimate from")
             continue
         sd_now = (between + (within or 0.0) / samples) ** 0.5
-        mde = stats.min_detectable(sd_now, n_prompts)
+        mde = power.min_detectable(sd_now, n_prompts)
         spread = (f"between-prompt SD {between ** 0.5:.4g}, within-prompt SD {within ** 0.5:.4g}" if within is not None
                   else f"SD {between ** 0.5:.4g} (one sample per prompt: within-prompt spread not separable, "
                        "counted as between prompts, so more samples per prompt are assumed not to help)")
         lines.append(f"- {other} vs {ref}: {n_prompts} prompts x {samples} samples now; paired {spread}; "
                      f"this run detects {mde:.4g}" if mde is not None else f"- {other} vs {ref}: no spread")
         for s in sorted(set(SAMPLE_CHOICES) | {samples}) if within is not None else [samples]:
-            need = stats.required_prompts(delta, between, within, s)
+            need = power.required_prompts(delta, between, within, s)
             lines.append(f"    {s} sample(s) per prompt: "
                          + (f"{need} prompts ({need * s} videos per method)" if need else "more than 10^6 prompts"))
     return "\n".join(lines) + "\n"

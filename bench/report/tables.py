@@ -271,7 +271,7 @@ def claim_notes(table: Table) -> list[str]:
 
 def power_table(table: Table) -> list[str]:
     """Markdown: per method and metric, the smallest paired difference against the reference this run detects
-    with 80% power at alpha 0.05 (bench.stats.min_detectable, from the run's own paired spread)."""
+    with 80% power at alpha 0.05 (bench.power.min_detectable, from the run's own paired spread)."""
     mde = table.claims.mde
     if not mde:
         return []

@@ -213,11 +213,17 @@ class Runner:
             results[method_name] = {name: self._summary(name, metric, value, describe, method_rows)
                                     for name, metric in metrics.items() for value, describe in [values[name]]} \
                 if finished else {}
-            from bench.metrics.quality_score import NAME, summarise
-            quality = summarise(results[method_name], method_rows) if finished else None
-            if quality is not None:  # VBench's aggregate over the quality dimensions measured
-                results[method_name][NAME] = quality
+            if finished:
+                results[method_name].update(self._quality_scores(results[method_name], method_rows))
         return results, rows
+
+    def _quality_scores(self, summaries: dict[str, dict], rows: list[dict]) -> dict[str, dict]:
+        """VBench's aggregate over the quality dimensions measured, and t2v-bench's motion-gated one."""
+        from bench.metrics import quality_score as q
+
+        static = {p.id for p in self.suite.prompts if set(p.tags) & set(self.cfg.vbench.static_tags)}
+        found = {q.NAME: q.summarise(summaries, rows), q.GATED_NAME: q.summarise_gated(rows, static)}
+        return {name: entry for name, entry in found.items() if entry is not None}
 
     def _score(self, it: WorkItem, metrics: dict[str, Any]) -> dict:
         video = Video.from_uint8(self.store.load_frames(it.method, it.prompt_id, it.sample), it.request.fps)

@@ -50,6 +50,34 @@ def test_quality_summary_labels_partial_scores_and_gives_an_interval():
     assert summarise({"dynamic_degree": {"value": 0.5}}, rows) is None  # one dimension is not an aggregate
 
 
+def test_motion_gated_score_against_a_hand_computation():
+    """Four prompts, one static: a still video on a motion prompt gets Min for the gated dimensions, a still one on
+    the static prompt keeps its values; dynamic degree counts on motion prompts only, flickering on static ones."""
+    from bench.metrics.quality_score import summarise_gated
+
+    rows = [  # (prompt_id, dynamic, subject, smoothness, flicker)
+        {"prompt_id": "p1", "metrics": {"dynamic_degree": 1.0, "subject_consistency": 0.90, "motion_smoothness": 0.95}},
+        {"prompt_id": "p2", "metrics": {"dynamic_degree": 0.0, "subject_consistency": 0.99, "motion_smoothness": 0.99}},
+        {"prompt_id": "p3", "metrics": {"dynamic_degree": 1.0, "subject_consistency": 0.80, "motion_smoothness": 0.90}},
+        {"prompt_id": "still", "metrics": {"dynamic_degree": 0.0, "subject_consistency": 0.98,
+                                           "motion_smoothness": 0.99, "temporal_flickering": 0.97}},
+    ]
+    subject = np.mean([0.90, NORMALIZE_DIC["subject consistency"][0], 0.80, 0.98])
+    smooth = np.mean([0.95, NORMALIZE_DIC["motion smoothness"][0], 0.90, 0.99])
+    upload = {"subject consistency": subject, "motion smoothness": smooth, "temporal flickering": 0.97,
+              "dynamic degree": 2 / 3}
+    norm = {k: (v - NORMALIZE_DIC[k][0]) / (NORMALIZE_DIC[k][1] - NORMALIZE_DIC[k][0]) * DIM_WEIGHT[k]
+            for k, v in upload.items()}
+    expected = sum(norm.values()) / sum(DIM_WEIGHT[k] for k in upload)
+    entry = summarise_gated(rows, {"still"}, n_boot=200)
+    assert entry["value"] == pytest.approx(expected, abs=1e-6)
+    assert entry["static_prompts"] == 1 and entry["complete"] is False
+    # a video that stays still where its prompt asks for stillness is not penalised
+    moving_everywhere = [{**r, "metrics": {**r["metrics"], "dynamic_degree": 1.0}} for r in rows[:3]] + rows[3:]
+    assert summarise_gated(moving_everywhere, {"still"}, n_boot=10)["value"] > entry["value"]
+    assert summarise_gated([{"prompt_id": "p1", "metrics": {"subject_consistency": 0.9}}], set()) is None
+
+
 def test_static_flickering_counts_only_static_prompts():
     from bench.metrics.flicker import TemporalFlickering, TemporalFlickeringStatic, temporal_flickering
 

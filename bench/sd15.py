@@ -101,7 +101,7 @@ SD15_METHODS = [
     ("animatediff_v2", "animatediff", {"motion_adapter": RANDOM_ADAPTER_SPEC}, "v2"),
     ("animatediff_v3", "animatediff", {"motion_adapter": RANDOM_ADAPTER_SPEC}, "v3"),
     ("text2video_zero", "text2video_zero", {}, None),
-    ("magicvideo_causal", "magicvideo_causal", {}, None),
+    ("causal_cross_frame", "causal_cross_frame", {}, None),
     ("magicvideo", "magicvideo", {"motion_adapter": RANDOM_ADAPTER_SPEC}, "v1"),
     ("simda", "simda", {}, None),
     ("dual_stream", "dual_stream", {"motion_adapter": RANDOM_ADAPTER_SPEC}, "v1"),

@@ -10,7 +10,7 @@ from bench.text_cache import TextEmbeddingCache
 from bench.writer import BackgroundWriter
 
 SMALL = {"sampling.num_frames": 2, "sampling.num_inference_steps": 2, "sampling.height": 32, "sampling.width": 32,
-         "methods": {"per_frame": {}, "magicvideo_causal": {}}, "metrics": ["temporal_flickering"]}
+         "methods": {"per_frame": {}, "causal_cross_frame": {}}, "metrics": ["temporal_flickering"]}
 
 
 def test_writer_runs_jobs_in_order_and_reports_each_failure():

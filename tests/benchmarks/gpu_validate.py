@@ -6,6 +6,7 @@ with torch.utils.flop_counter.FlopCounterMode) against the GPU's dense fp16 peak
 
     python tests/benchmarks/gpu_validate.py [--out results/gpu_validate.json] [--videos 2] [--methods a,b]
     python tests/benchmarks/gpu_validate.py --dry-run      # tiny models on CPU: the plumbing, in seconds
+    python tests/benchmarks/gpu_validate.py --cpu --frames 4 --size 256 --steps 4 --videos 1   # SD 1.5 shapes, fp32 CPU
 
 Each method (and pipeline) runs one warm-up video first (not timed; it also counts the denoiser's FLOPs: the first
 call of each input shape runs under FlopCounterMode), then `--videos` timed videos, CUDA synchronised.
@@ -192,6 +193,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--dry-run", action="store_true", help="tiny random models on CPU, 2 frames 16x16, 2 steps")
+    parser.add_argument("--cpu", action="store_true", help="SD 1.5 shapes on the CPU in fp32 (no GPU: time shares "
+                        "and ratios at real architectures; use small --frames/--size/--steps)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
 
@@ -207,6 +210,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         base = tiny_components(0)
         plan = [(label, name, {k: ("tiny" if v == RANDOM_ADAPTER_SPEC else v) for k, v in opts.items()}, version)
                 for label, name, opts, version in SD15_METHODS]
+    elif args.cpu:
+        device, dtype = torch.device("cpu"), torch.float32
+        base = sd15_components(0, device, dtype)
+        plan = SD15_METHODS
     else:
         if not torch.cuda.is_available():
             raise SystemExit("gpu_validate needs a CUDA GPU (or --dry-run on CPU)")

@@ -1,5 +1,5 @@
-"""Command line: t2v-bench run | generate | evaluate | train | report | compare | leaderboard | power | fvd-stats |
-score | export | ls.
+"""Command line: t2v-bench run | generate | evaluate | speed | train | report | compare | leaderboard | power |
+fvd-stats | score | export | ls.
 
 Errors the user can fix print one line on stderr and exit 2 (no traceback unless --debug); Ctrl-C exits 130 and
 keeps every finished video; a run with failed items exits 1.
@@ -27,7 +27,7 @@ def _batch_size(text: str) -> int | str:
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="config name (see `t2v-bench ls configs`) or a YAML path; default: toy")
-    p.add_argument("--methods", help="comma-separated subset of methods, e.g. per_frame,animatediff")
+    p.add_argument("--methods", nargs="+", help="subset of methods, e.g. per_frame,animatediff or per_frame animatediff")
     p.add_argument("--prompts", help="prompt suite name or a .yaml/.jsonl file")
     p.add_argument("--samples", type=int, help="samples per prompt")
     p.add_argument("--frames", type=int, help="frames per video")
@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         _run_args(p)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    sp = sub.add_parser("speed", help="seconds per video of several methods, interleaved over rounds (same noise)")
+    _run_args(sp)
+    sp.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up per method (default 5)")
+    sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     fs = sub.add_parser("fvd-stats", help="extract FVD reference statistics once from a folder of videos")
     fs.add_argument("ref_dir", help="folder of videos (mp4, avi, gif, or folders of PNG/JPG frames)")
     fs.add_argument("--out", required=True, help="output .safetensors file")
@@ -198,13 +202,8 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
     from bench.runner import Runner
 
     cfg = load_config(args.config, _overrides(args))
-    if args.methods is not None:
-        from bench.registry import METHODS
-        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-        if not wanted:
-            raise UserError(f"--methods {args.methods!r} names no method; choose from: {', '.join(METHODS.names())}")
-        for name in wanted:
-            METHODS.target(name)
+    wanted = _method_names(args)
+    if wanted is not None:
         cfg = cfg.model_copy(update={"methods": {m: cfg.methods.get(m, {}) for m in wanted}})
     from bench.distributed import init_dist
 
@@ -240,6 +239,32 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
             ("rerun to retry them" if stage != "evaluate" else "run `t2v-bench run` with the same arguments")
         print(f"error: {what} (see the log above); {fix}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _method_names(args: argparse.Namespace) -> list[str] | None:
+    """--methods as names (comma- or space-separated), each registered; None when not given."""
+    if args.methods is None:
+        return None
+    from bench.registry import METHODS
+    wanted = [m.strip() for part in args.methods for m in part.split(",") if m.strip()]
+    if not wanted:
+        raise UserError(f"--methods {' '.join(args.methods)!r} names no method; choose from: {', '.join(METHODS.names())}")
+    for name in wanted:
+        METHODS.target(name)
+    return wanted
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from bench.config import load_config
+    from bench.speed import measure, summary_lines
+
+    cfg = load_config(args.config, _overrides(args))
+    folder, doc, attached = measure(cfg, _method_names(args), args.rounds, args.reference, args.out,
+                          progress=None if args.no_progress else lambda s: print(s, file=sys.stderr))
+    print("\n".join(summary_lines(doc)))
+    print(f"speed record: {folder / 'speed.json'}" + (f" (in run.json for {', '.join(attached)})" if attached else
+                                                      " (no run.json there to add it to yet)"))
     return 0
 
 
@@ -365,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "ls":
             return cmd_ls(args)
         commands = {"report": cmd_report, "compare": cmd_compare, "leaderboard": cmd_leaderboard,
-                    "score": cmd_score, "export": cmd_export, "power": cmd_power}
+                    "score": cmd_score, "export": cmd_export, "power": cmd_power, "speed": cmd_speed}
         return commands[args.command](args)
     except UserError as exc:
         if args.debug:

@@ -352,6 +352,8 @@ class Runner:
             from bench.stats import attach_comparisons
             attach_comparisons(metrics, rows, self.reference, getattr(self, "set_references", {}), self.out_dir)
         record = self.record(metrics, counts, items)
+        from bench.speed_stats import attach_file, plan_keys  # a `t2v-bench speed` measurement of this run
+        attach_file(record, self.out_dir, plan_keys(items))
         atomic_write_json(self.out_dir / "run.json", record)
         from bench.report.tables import write_run_report
         write_run_report(record, self.out_dir / "report.md")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from bench.errors import UserError
-from bench.report.significance import BEST_NOTE, SIG_NOTE, SPEED_NOTE
+from bench.report.significance import BEST_NOTE, SIG_NOTE
 from bench.report.tables import (ARROWS, BOUNDS_NOTE, CI_NOTE, MARKS, TRAINING_NOTE, Column, Table,
                                  base_note, definitions, display, ranks, sentence, settings_sentence)
 
@@ -201,7 +201,7 @@ def quality_caption(table: Table, cost_label: str | None) -> list[str]:
     parts += [latex_note(SIG_NOTE.format(refs=refs))] if refs else []
     parts.append(latex_note(BEST_NOTE))
     if cost_label is None:
-        parts += [latex_note(SPEED_NOTE)] + cost_notes(table)
+        parts += [latex_note(table.claims.speed_note)] + cost_notes(table)
     else:
         parts.append(rf"Costs in Table~\ref{{{cost_label}}}.")
     return parts
@@ -221,7 +221,7 @@ def cost_caption(table: Table, quality_label: str) -> list[str]:
     mem = next(c.label for c in table.columns if c.key == "peak_mem_mb")
     return [rf"Cost of the methods in Table~\ref{{{quality_label}}}: n videos evaluated, trainable "
                      f"parameters, seconds per video (s/video: median, warm-up excluded) and {latex_escape(mem)} "
-                     "of generation.", latex_note(SPEED_NOTE), *cost_notes(table), latex_note(BEST_NOTE)]
+                     "of generation.", latex_note(table.claims.speed_note), *cost_notes(table), latex_note(BEST_NOTE)]
 
 
 def to_latex(table: Table, label: str = "tab:t2v-bench", layout: str = DEFAULT_LAYOUT) -> str:

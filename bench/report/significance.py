@@ -19,8 +19,16 @@ BEST_NOTE = ("Bold: the best value and every value not significantly different f
              "and training columns are single measurements, their best bold and second underlined as measured")
 SPEED_NOTE = ("s/video is the median seconds per video (warm-up excluded) [95% distribution-free interval of the "
               "median over timed batches, given from 6 batches on]; the fastest is bold only when every s/video has "
-              "an interval and the fastest's is disjoint from the others'. Methods are timed one after another, not "
-              "interleaved: drift in machine load between methods is not in the interval")
+              "an interval and the fastest's is disjoint from the others'. Times were measured method by method (one "
+              "method's videos after another's, not interleaved): drift in machine load between methods is not in "
+              "the interval (t2v-bench speed measures them interleaved)")
+SPEED_NOTE_INTERLEAVED = (
+    "s/video is the median over {rounds} interleaved rounds of t2v-bench speed (in each round every method "
+    "generated the run's first batch of {batch} video(s), in an order changed per round, after one warm-up each) "
+    "[95% distribution-free interval of the median, given from 6 rounds on]; the fastest is bold only when its "
+    "paired per-round time ratio against every other method has a 95% interval above 1 (geometric mean of the "
+    "ratios, t interval on their logs), so no speed winner is named inside the noise")
+SPEED_PARTIAL = "; an interleaved timing (t2v-bench speed) covers only {names} of these rows, so it is not used"
 
 
 @dataclass
@@ -32,6 +40,8 @@ class Claims:
     references: dict[str, str] = field(default_factory=dict)  # run id -> reference method
     speed_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # label -> s/video interval
     mde: dict[tuple[str, str], float] = field(default_factory=dict)  # (label, metric) -> min detectable difference
+    speed_values: dict[str, float] = field(default_factory=dict)  # label -> s/video when timed interleaved
+    speed_note: str = SPEED_NOTE  # how s/video was measured and when its fastest is bold
 
 
 def timed_seconds(run: Run, method: str) -> list[float]:
@@ -77,6 +87,11 @@ def claims(runs: list[Run], metric_keys: dict[str, bool], values: dict[str, dict
                 if p is not None and delta and p < stats.ALPHA and name in metric_keys:
                     out.vs_reference[(label, name)] = BETTER if (delta > 0) == metric_keys[name] else WORSE
     out.best = best_groups(where, metric_keys, values)
+    if interleaved_claims(out, where):
+        return out
+    covered = [lab for lab, (run, m) in where.items() if run.methods[m].get("perf", {}).get("speed_interleaved")]
+    if covered:
+        out.speed_note = SPEED_NOTE + SPEED_PARTIAL.format(names=", ".join(covered))
     for label, (run, method) in where.items():
         ci = stats.median_ci(timed_seconds(run, method))
         if ci is not None:
@@ -89,6 +104,31 @@ def claims(runs: list[Run], metric_keys: dict[str, bool], values: dict[str, dict
         if len(tied) < len(out.speed_bounds):
             out.best["sec_per_video"] = tied
     return out
+
+
+def interleaved_claims(out: Claims, where: dict[str, tuple[Run, str]]) -> bool:
+    """When one `t2v-bench speed` session timed every row (one run): s/video values and intervals from it, and the
+    fastest bold only when the paired round ratios put it outside the noise against every other row
+    (bench.speed_stats.crown). False (nothing set) otherwise."""
+    from bench import speed_stats
+
+    entries = {lab: run.methods[m].get("perf", {}).get("speed_interleaved") or {} for lab, (run, m) in where.items()}
+    sessions = {e.get("session") for e in entries.values()}
+    if len({run.run_id for run, _ in where.values()}) != 1 or len(sessions) != 1 or None in sessions:
+        return False
+    rounds = {lab: e.get("rounds") or [] for lab, e in entries.items()}
+    if len(where) < 2 or len({len(r) for r in rounds.values()}) != 1 or len(next(iter(rounds.values()))) < 2:
+        return False
+    for lab, e in entries.items():
+        out.speed_values[lab] = float(e["sec_per_video_median"])
+        if e.get("ci95_median"):
+            out.speed_bounds[lab] = (float(e["ci95_median"][0]), float(e["ci95_median"][1]))
+    fastest, crowned, _ = speed_stats.crown(rounds)
+    if crowned:
+        out.best["sec_per_video"] = {fastest}
+    first = next(iter(entries.values()))
+    out.speed_note = SPEED_NOTE_INTERLEAVED.format(rounds=first.get("n_rounds"), batch=first.get("batch_size"))
+    return True
 
 
 def best_groups(where: dict[str, tuple[Run, str]], metric_keys: dict[str, bool],

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench import stats
 from bench.report.records import Run, ci95, metric_protocols, method_labels, peak_memory, record_interval
-from bench.report.significance import BEST_NOTE, SIG_NOTE, SPEED_NOTE, WORSE, Claims, claims
+from bench.report.significance import BEST_NOTE, SIG_NOTE, WORSE, Claims, claims
 from bench.store import atomic_write_bytes
 
 ARROWS = {True: ("↑", r"$\uparrow$"), False: ("↓", r"$\downarrow$")}  # (text, LaTeX)
@@ -95,6 +95,8 @@ def build_table(runs: list[Run], reference: str | None = None) -> Table:
     ci = pd.DataFrame.from_dict(cis, orient="index").reindex(index=frame.index, columns=keys).astype(float)
     found = claims(runs, {c.key: bool(c.higher_is_better) for c in columns if c.kind == "metric"}, values, reference)
     bounds.update({(label, "sec_per_video"): ci for label, ci in found.speed_bounds.items()})
+    for label, v in found.speed_values.items():  # an interleaved timing replaces the run's method-by-method one
+        frame.at[label, "sec_per_video"] = v
     return Table(frame, ci, columns, runs, {label: key for key, label in labels.items()}, bounds, found)
 
 
@@ -266,7 +268,7 @@ def claim_notes(table: Table) -> list[str]:
     """What the marks mean (significance vs the reference, best groups, speed intervals), as sentences."""
     refs = sorted(set(table.claims.references.values()))
     notes = [SIG_NOTE.format(refs=", ".join(refs))] if refs else []
-    return notes + [BEST_NOTE, SPEED_NOTE]
+    return notes + [BEST_NOTE, table.claims.speed_note]
 
 
 def power_table(table: Table) -> list[str]:

@@ -201,10 +201,7 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
     from bench.config import load_config
     from bench.runner import Runner
 
-    cfg = load_config(args.config, _overrides(args))
-    wanted = _method_names(args)
-    if wanted is not None:
-        cfg = cfg.model_copy(update={"methods": {m: cfg.methods.get(m, {}) for m in wanted}})
+    cfg = _config_of(args)
     from bench.distributed import init_dist
 
     started = time.perf_counter()
@@ -242,25 +239,27 @@ def cmd_run(args: argparse.Namespace, stage: str) -> int:
     return 0
 
 
-def _method_names(args: argparse.Namespace) -> list[str] | None:
-    """--methods as names (comma- or space-separated), each registered; None when not given."""
+def _config_of(args: argparse.Namespace) -> Any:
+    """The run config of run/generate/evaluate/speed: --config with the flags over it, --methods (comma- or
+    space-separated) as its subset of methods."""
+    from bench.config import load_config
+
+    cfg = load_config(args.config, _overrides(args))
     if args.methods is None:
-        return None
+        return cfg
     from bench.registry import METHODS
     wanted = [m.strip() for part in args.methods for m in part.split(",") if m.strip()]
     if not wanted:
         raise UserError(f"--methods {' '.join(args.methods)!r} names no method; choose from: {', '.join(METHODS.names())}")
     for name in wanted:
         METHODS.target(name)
-    return wanted
+    return cfg.model_copy(update={"methods": {m: cfg.methods.get(m, {}) for m in wanted}})
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
-    from bench.config import load_config
     from bench.speed import measure, summary_lines
 
-    cfg = load_config(args.config, _overrides(args))
-    folder, doc, attached = measure(cfg, _method_names(args), args.rounds, args.reference, args.out,
+    folder, doc, attached = measure(_config_of(args), args.rounds, args.reference, args.out,
                           progress=None if args.no_progress else lambda s: print(s, file=sys.stderr))
     print("\n".join(summary_lines(doc)))
     print(f"speed record: {folder / 'speed.json'}" + (f" (in run.json for {', '.join(attached)})" if attached else

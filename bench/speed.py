@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from bench import speed_stats
 from bench.config import RunConfig
-from bench.errors import UserError, did_you_mean
+from bench.errors import UserError
 from bench.store import atomic_write_json, read_json
 
 log = logging.getLogger("t2v_bench")
@@ -26,29 +26,24 @@ TIMER = ("wall time of method.generate on the batch (time.perf_counter), torch.c
          "batch")
 
 
-def measure(cfg: RunConfig, methods: list[str] | None = None, rounds: int = 5, reference: str | None = None,
-            out_dir: str | Path | None = None, progress: Callable[[str], None] | None = None) -> tuple[Path, dict]:
-    """Time `methods` (default: all of the config's) interleaved over `rounds` rounds; writes speed.json in the
-    run folder (the one `t2v-bench run` with the same config uses) and merges it into its run.json when present.
+def measure(cfg: RunConfig, rounds: int = 5, reference: str | None = None, out_dir: str | Path | None = None,
+            progress: Callable[[str], None] | None = None) -> tuple[Path, dict, list[str]]:
+    """Time every method of `cfg` interleaved over `rounds` rounds; writes speed.json in the run folder (the one
+    `t2v-bench run` with the same config uses) and merges it into its run.json when present.
     Returns (run folder, the speed.json document, the methods whose run.json entry took it)."""
     from bench.perf import synchronize
     from bench.preflight import check_sources
     from bench.runner import OOM_HINT, Runner, _is_oom
     from bench.stats import default_reference
 
-    names = list(cfg.methods) if not methods else methods
-    for m in names:
-        if m not in cfg.methods:
-            raise UserError(f"--methods: '{m}' is not a method of config '{cfg.name}'; {did_you_mean(m, list(cfg.methods))}")
-    if len(set(names)) != len(names) or len(names) < 2:
+    names = list(cfg.methods)
+    if len(names) < 2:
         raise UserError("--methods: name at least two different methods to compare")
     if rounds < 2:
         raise UserError(f"--rounds {rounds}: at least 2 rounds are needed for an interval (5 or more advised)")
     ref = default_reference(names, reference)
-    # the run's own folder and plan: the folder's hash covers every configured method, so time a subset of the
-    # config rather than a config of the subset
-    runner = Runner(cfg, out_dir, progress=False)
-    check_sources(cfg.model_copy(update={"methods": {m: cfg.methods[m] for m in names}}), "generate")
+    runner = Runner(cfg, out_dir, progress=False)  # the run's own folder, plan and loaders
+    check_sources(cfg, "generate")
     runner.store.claim(cfg.model_dump(), runner.generation_hash, write=True)
     items = runner.plan()
     keys = speed_stats.first_batch_keys(items, cfg.batch_size)

@@ -198,7 +198,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace, stage: str) -> int:
-    from bench.config import load_config
     from bench.runner import Runner
 
     cfg = _config_of(args)
@@ -259,8 +258,12 @@ def _config_of(args: argparse.Namespace) -> Any:
 def cmd_speed(args: argparse.Namespace) -> int:
     from bench.speed import measure, summary_lines
 
-    folder, doc, attached = measure(_config_of(args), args.rounds, args.reference, args.out,
-                          progress=None if args.no_progress else lambda s: print(s, file=sys.stderr))
+    try:
+        folder, doc, attached = measure(_config_of(args), args.rounds, args.reference, args.out,
+                                        progress=None if args.no_progress else lambda s: print(s, file=sys.stderr))
+    except KeyboardInterrupt:
+        print("\ninterrupted: no speed record written (a partial set of rounds is not paired)", file=sys.stderr)
+        return 130
     print("\n".join(summary_lines(doc)))
     print(f"speed record: {folder / 'speed.json'}" + (f" (in run.json for {', '.join(attached)})" if attached else
                                                       " (no run.json there to add it to yet)"))

@@ -33,7 +33,9 @@ def measure(cfg: RunConfig, rounds: int = 5, reference: str | None = None, out_d
     Returns (run folder, the speed.json document, the methods whose run.json entry took it)."""
     from bench.perf import synchronize
     from bench.preflight import check_sources
-    from bench.runner import OOM_HINT, Runner, _is_oom
+    from bench.accel import is_oom
+    from bench.generation import OOM_HINT
+    from bench.runner import Runner
     from bench.stats import default_reference
 
     names = list(cfg.methods)
@@ -60,7 +62,7 @@ def measure(cfg: RunConfig, rounds: int = 5, reference: str | None = None, out_d
         try:
             videos = built[m].generate(batches[m])
         except Exception as exc:
-            if _is_oom(exc):
+            if is_oom(exc):
                 raise UserError(f"{m}: out of memory at batch size {len(batches[m])}; {OOM_HINT}") from None
             raise
         synchronize(device)

@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     sp = sub.add_parser("speed", help="seconds per video of several methods, interleaved over rounds (same noise)")
     _run_args(sp)
-    sp.add_argument("--rounds", type=int, default=5, help="timed rounds after one warm-up per method (default 5)")
+    sp.add_argument("--rounds", type=int, default=6, help="timed rounds after one warm-up per method (default 6: "
+                    "the fewest at which the exact sign-flip test can reach p < 0.05)")
     sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     fs = sub.add_parser("fvd-stats", help="extract FVD reference statistics once from a folder of videos")
     fs.add_argument("ref_dir", help="folder of videos (mp4, avi, gif, or folders of PNG/JPG frames)")

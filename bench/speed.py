@@ -42,7 +42,7 @@ def measure(cfg: RunConfig, rounds: int = 5, reference: str | None = None, out_d
     if len(names) < 2:
         raise UserError("--methods: name at least two different methods to compare")
     if rounds < 2:
-        raise UserError(f"--rounds {rounds}: at least 2 rounds are needed for an interval (5 or more advised)")
+        raise UserError(f"--rounds {rounds}: at least 2 rounds are needed for an interval (6 or more advised)")
     ref = default_reference(names, reference)
     runner = Runner(cfg, out_dir, progress=False)  # the run's own folder, plan and loaders
     check_sources(cfg, "generate")

@@ -344,7 +344,7 @@ class Runner:
         metrics, rows = ({}, [])
         if stage in ("all", "evaluate"):
             metrics, rows = self.evaluate(items)
-            add_tag_breakdown(metrics, rows, self.suite)
+            add_tag_breakdown(metrics, rows, self.suite, getattr(self, "set_references", {}))
         if not self.dist.is_main:
             return RunResult(self.out_dir, {}, counts)
         if stage in ("all", "evaluate"):

@@ -120,9 +120,10 @@ window.addEventListener("load", function () {
 </script>"""
 
 
-def layout(page: Path, tmp_path: Path, width: int) -> dict:
+def layout(page: Path, tmp_path: Path, width: int, tables: str = "table.results, table.gallery") -> dict:
     probe = page.with_name("probe.html")
-    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    script = PROBE.replace("table.results, table.gallery", tables)
+    probe.write_text(page.read_text().replace("</body>", script + "</body>"))
     dom, console = render(probe, tmp_path, width)
     assert console == [], console
     found = re.search(r'data-layout="([^"]*)"', dom)
@@ -164,3 +165,18 @@ def test_results_table_fits_1400px(toy_page, gallery, tmp_path):
 def test_narrow_window_scrolls_the_tables_not_the_page(toy_page, gallery, tmp_path):
     assert assert_nothing_cut_off(layout(toy_page, tmp_path, 700), 700) == ["results", "gallery"]
     assert "gallery" in assert_nothing_cut_off(layout(gallery / "index.html", tmp_path, 500), 500)
+
+
+@needs_chromium
+def test_tag_tables_scroll_in_their_boxes(toy_page, tmp_path):
+    """The default run's page has a table per metric by prompt tag (7 tags, 7 methods); in a narrow window each
+    lies inside its box or scrolls there, and the page itself never scrolls sideways."""
+    record = json.loads((Path(__file__).parent.parent / "results" / "baselines" / "toy.json").read_text())
+    tagged = {name for e in record["methods"].values() for name, m in e["metrics"].items() if m.get("by_tag")}
+    text = toy_page.read_text()
+    assert len(tagged) >= 10 and text.count('<table id="T_tags') == len(tagged)
+    assert "No best is marked" in text and "font-weight" not in text[text.index("By prompt tag"):]
+    info = layout(toy_page, tmp_path, 700, "table.tags")
+    assert len(info["tables"]) == len(tagged)
+    # seven columns of value ± interval are wider than 700 px: most scroll in their boxes
+    assert len(assert_nothing_cut_off(info, 700)) >= len(tagged) // 2

@@ -15,6 +15,7 @@ from bench.report import latex
 from bench.report.build import write_report
 from bench.report.records import load_run
 from bench.report.tables import build_table
+from tag_runs import VBENCH_DIMENSIONS, tag_record, write_tag_run
 
 DATA = Path(__file__).parent / "data" / "reports"
 TOY_BASELINE = Path(__file__).parent.parent / "results" / "baselines" / "toy.json"
@@ -52,6 +53,14 @@ def fixtures(tmp_path: Path) -> dict[str, list[str]]:
             "many metrics": [str(many_metrics(tmp_path))]}
 
 
+def tag_fixtures(tmp_path: Path) -> dict[str, list[str]]:
+    """Runs with a breakdown by tag: the toy default (7 tags, 11 metrics) and VBench's 16 dimensions as tags over
+    seven methods, one tag with an n that differs between methods (n in every cell of that tag)."""
+    vbench = tag_record(VBENCH_DIMENSIONS, metrics=("clip_score", "frame_consistency"), uneven="scene")
+    return {"toy default run": [str(TOY_BASELINE)],
+            "16 VBench dimensions": [str(write_tag_run(tmp_path / "vbench_tags", vbench))]}
+
+
 def compile_table(tex_file: Path, work: Path) -> tuple[dict[str, float], list[float], str]:
     """pdflatex a two-column A4 article (the narrowest common \\textwidth) holding the table file; returns TeX's
     \\textwidth and \\columnwidth, the width of every tabular (set alone in a box, at the table's \\small), the log."""
@@ -79,6 +88,24 @@ def test_latex_fits_the_page_when_compiled(tmp_path, layout, limit):
         page, widths, log = compile_table(out / "table.tex", out / "tex")
         assert widths and max(widths) <= page[limit], f"{name}: tabulars {widths} pt, {limit} {page[limit]} pt"
         assert "Overfull \\hbox" not in log, f"{name}: {re.findall(r'Overfull.*', log)}"
+
+
+@needs_tex
+@pytest.mark.parametrize("layout,limit", [("textwidth", "textwidth"), ("columnwidth", "columnwidth")])
+def test_tag_tables_fit_the_page_when_compiled(tmp_path, layout, limit):
+    """table_tags.tex (each metric by prompt tag) compiles, every tabular within the layout's width and every float
+    within the page (TeX warns 'Float too large for page' otherwise)."""
+    for name, runs in tag_fixtures(tmp_path).items():
+        out = tmp_path / layout / name.replace(" ", "_")
+        written = write_report(runs, out, ["latex"], latex_layout=layout)
+        assert out / "table_tags.tex" in written
+        tex = (out / "table_tags.tex").read_text()
+        page, widths, log = compile_table(out / "table_tags.tex", out / "tex")
+        assert len(widths) == tex.count(r"\begin{tabular}{@{}l") > 0
+        assert max(widths) <= page[limit], f"{name}: tabulars {widths} pt, {limit} {page[limit]} pt"
+        for warning in ("Overfull \\hbox", "Overfull \\vbox", "Float too large"):
+            assert warning not in log, f"{name}: {re.findall(warning[:8] + '.*', log)}"
+        assert r"\textbf" not in tex and r"\underline" not in tex  # no best is marked
 
 
 @needs_tex

@@ -1,4 +1,5 @@
-"""`t2v-bench report`: run folders -> report.md, table.tex, plots/, index.html (+ media/) in one output folder."""
+"""`t2v-bench report`: run folders -> report.md, table.tex (+ table_tags.tex: each metric by prompt tag), plots/,
+index.html (+ media/) in one output folder."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,13 +61,18 @@ def write_report(paths: list[str], out: str | Path | None, formats: list[str], g
         atomic_write_bytes(written[-1], tables.markdown_report(groups, reference).encode())
     if "latex" in formats:
         from bench.report import latex
+        from bench.report.latex_tags import tag_floats
 
-        parts = []
+        parts, tag_parts = [], []
         for i, runs in enumerate(groups):
             label = f"tab:t2v-bench-{i + 1}" if len(groups) > 1 else "tab:t2v-bench"
             parts.append(latex.to_latex(tables.build_table(runs, reference), label, latex_layout))
+            tag_parts += [tex for tex in [tag_floats(runs, label, latex_layout)] if tex]
         written.append(out_dir / "table.tex")
         atomic_write_bytes(written[-1], (latex.PREAMBLE + "\n".join(parts) + "\n").encode())
+        if tag_parts:  # appendix material: one float per metric, in a file of its own
+            written.append(out_dir / "table_tags.tex")
+            atomic_write_bytes(written[-1], (latex.PREAMBLE + "\n".join(tag_parts) + "\n").encode())
     if "html" in formats:
         from bench.report.html import write_gallery
 

@@ -1,4 +1,5 @@
-"""Self-contained HTML gallery: summary table on top, one row per prompt, one column per method.
+"""Self-contained HTML gallery: summary table on top, one row per prompt, one column per method; below it each
+metric by prompt tag (bench/report/tag_tables.py).
 
 Media are copied into `<out>/media/` and referenced by relative paths, so the folder can be zipped or uploaded as a
 CI artifact. Each clip is a `<video autoplay loop muted playsinline>` with an H.264 MP4 (copied from the run) and a
@@ -7,6 +8,7 @@ plus a GIF (also from the .npy frames) that the page swaps in when no source dec
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import bench
 from bench.report.plots import method_colour
 from bench.report.records import Run
 from bench.report.tables import build_table, caption, fmt_number, settings_line, to_html
+from bench.report.tag_tables import TAG_NOTE, tag_tables_html
 from bench.store import atomic_write_bytes
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -80,8 +83,11 @@ def gallery_group(runs: list[Run], out: Path, plots: list[str], reference: str |
             cells.setdefault((row["prompt_id"], label), []).append(export_clip(run, row, out / "media", out, fps))
     rows = [{"prompt_id": pid, "prompt": text, "cells": [cells.get((pid, c["label"]), []) for c in columns]}
             for pid, text in prompts.items()]
+    # ids unique per group on the page (a run id may hold characters an HTML id may not)
+    tags, no_tags = tag_tables_html(runs, "tags" + hashlib.sha1("\0".join(by_id).encode()).hexdigest()[:8] + "_")
     return {"settings": settings_line(runs[0]).replace("**", ""), "table_html": to_html(table),
-            "caption": caption(table), "plots": plots, "columns": columns, "rows": rows}
+            "caption": caption(table), "plots": plots, "columns": columns, "rows": rows,
+            "tag_tables": tags, "tag_note": f"{TAG_NOTE}." if tags else "", "tag_empty": no_tags}
 
 
 def write_gallery(groups: list[list[Run]], out: Path, plots: list[list[str]] | None = None,

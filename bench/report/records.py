@@ -19,7 +19,8 @@ SAMPLING_KEYS = ("num_frames", "height", "width", "num_inference_steps", "guidan
                  "scheduler", "eta")
 # Per-metric keys that are results or bookkeeping, not protocol (FVD records its own counts, CI and verdict).
 METRIC_VALUE_KEYS = {"value", "n", "stderr", "ci95", "ci95_bootstrap", "n_fake", "n_real", "comparable",
-                     "not_comparable_because", "by_group", "n_by_group", "by_tag", "vs_reference"}
+                     "not_comparable_because", "by_group", "n_by_group", "by_tag", "by_tag_note",
+                     "vs_reference"}
 # Reference-set statistics (FVD's real-side mean norm and covariance trace) are float sums whose last bits change with
 # the CPU's kernels and the thread count (measured: ~1e-7 relative); a different reference set moves them by far more.
 REFERENCE_STATS_RTOL = 1e-4

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from bench.prompts import PromptSuite
 from bench.report.records import ci95
 
@@ -34,16 +36,31 @@ def tag_summary(values: dict[tuple[str, int], float]) -> dict:
             "ci95": [round(mean - half, 6), round(mean + half, 6)] if half is not None else None}
 
 
-def set_tag_summary(features: list[list[float]], reference: Any) -> dict:
-    """{value, n, ci95_bootstrap} of a set-level metric (FVD) on the features of one tag's videos."""
-    import torch
+def set_tag_summary(features: list[list[float]], reference: Any, n_boot: int = 200, seed: int = 0) -> dict:
+    """{value, n, ci95_bootstrap} of a set-level metric (FVD) on the features of one tag's videos, with the
+    summary's interval (bench.metrics.fvd.bootstrap_fvd_ci: percentiles of resampled videos, shifted by the
+    bootstrap's bias estimate). Fewer videos than features (the usual tag) resample in one batch on small Gram
+    matrices (bench.stats.FixedReferenceFD): 1.1 s against the torch loop's 10.0 s at 50 videos x 400 features
+    (tests/benchmarks/tag_fvd_bootstrap.py); from as many videos as features on, the torch loop (the batched
+    covariance path took 237 s against 9.8 s at 600 x 400)."""
+    x = np.asarray(features, dtype=np.float64)
+    if len(x) >= x.shape[1]:
+        import torch
 
-    from bench.metrics.fvd import bootstrap_fvd_ci, fvd_from_features
+        from bench.metrics.fvd import bootstrap_fvd_ci, fvd_from_features
 
-    feats = torch.tensor(features, dtype=torch.float64)
-    lo, hi = bootstrap_fvd_ci(feats, reference, n_boot=200, seed=0)  # as the summary's interval (runner._summary)
-    return {"value": round(fvd_from_features(feats, reference), 6), "n": len(features),
-            "ci95_bootstrap": [round(lo, 4), round(hi, 4)]}
+        feats = torch.from_numpy(x)
+        value, (lo, hi) = fvd_from_features(feats, reference), bootstrap_fvd_ci(feats, reference, n_boot, seed)
+    else:
+        from bench.stats import FixedReferenceFD
+
+        fd = FixedReferenceFD.from_sums(reference)
+        value = fd(x)
+        weights = np.random.default_rng(seed).multinomial(len(x), np.full(len(x), 1 / len(x)), size=n_boot)
+        resampled = fd.weighted(x, weights.astype(np.float64))
+        lo, hi = np.quantile(resampled, [0.025, 0.975]) - (resampled.mean() - value)
+    return {"value": round(float(value), 6), "n": len(x),
+            "ci95_bootstrap": [round(float(lo), 4), round(float(hi), 4)]}
 
 
 def add_tag_breakdown(results: dict[str, dict], rows: list[dict], suite: PromptSuite,
@@ -70,7 +87,8 @@ def add_tag_breakdown(results: dict[str, dict], rows: list[dict], suite: PromptS
                 summary["by_tag"] = {t: tag_summary(v) for t, v in sorted(groups.items())}
 
 
-def _add_set_level(summary: dict, name: str, rows: list[dict], tags: dict[str, list[str]], reference: Any) -> None:
+def _add_set_level(summary: dict, name: str, rows: list[dict], tags: dict[str, tuple[str, ...]],
+                   reference: Any) -> None:
     groups: dict[str, list[list[float]]] = {}
     for r in rows:
         if f"{name}_features" in r:

@@ -7,9 +7,9 @@ prompt.
 
 Set-level metrics (FVD): a Frechet distance needs a set, and it is biased upward at small n (measured on the toy
 default: random 2-video subsets average FVD 62-68 against 23-29 for all 12 videos, and the method order changes;
-10-video subsets +2-3; tests/benchmarks/fvd_subset_bias.py). So `by_tag.<tag> = {value, n, ci95_bootstrap}` only for tags with at least
-MIN_SET_VIDEOS videos, against the run's own reference set, with the summary's bootstrap interval; the rule is in
-`by_tag_note`.
+10-video subsets +2-3; tests/benchmarks/fvd_subset_bias.py). So `by_tag.<tag> = {value, n, ci95_bootstrap}` only
+for tags with at least MIN_SET_VIDEOS videos, against the run's own reference set, with the summary's bootstrap
+interval; the rule is in `by_tag_note`.
 """
 from __future__ import annotations
 

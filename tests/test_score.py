@@ -71,6 +71,13 @@ def test_round_trip_generate_export_score(generated, capsys):
     gen, imp = metrics_of(root / "gen", "per_frame"), metrics_of(root / "imp", "theirs")
     for name in ("clip_score", "frame_consistency", "temporal_flickering_all", "fvd"):
         assert abs(gen[name]["value"] - imp[name]["value"]) <= 1e-6, name
+        # and so does the breakdown by prompt tag (FVD: none, 2 videos a tag are too few; both records say why)
+        assert set(gen[name]["by_tag"]) == set(imp[name]["by_tag"]) and gen[name].get("by_tag_note") == imp[name].get(
+            "by_tag_note")
+        for tag, s in gen[name]["by_tag"].items():
+            assert imp[name]["by_tag"][tag]["n"] == s["n"]
+            assert imp[name]["by_tag"][tag]["mean"] == pytest.approx(s["mean"], abs=2e-6), (name, tag)
+    assert gen["fvd"]["by_tag"] == {} and "at least 10 videos" in gen["fvd"]["by_tag_note"]
     for p in PROMPTS:  # lossless export: the stored frames are bit-identical
         a = np.load(root / "gen" / "videos" / "per_frame" / f"{p['id']}-s0.npy")
         b = np.load(root / "imp" / "videos" / "theirs" / f"{p['id']}-s0.npy")

@@ -130,7 +130,6 @@ def tag_tables_html(runs: list[Run], uuid: str = "tags") -> tuple[list[dict[str,
     for i, t in enumerate(tables):
         frame = pd.DataFrame({tag_label(t, tag): {label: cell_text(t, label, tag, "\u00a0") for label in t.cells}
                               for tag in t.tags}, dtype=object)
-        frame.index.name = "method"
         styler = frame.style.format(escape="html").format_index(escape="html", axis=0)
         styler = styler.format_index(escape="html", axis=1).set_uuid(f"{uuid}{i}")
         out.append({"title": t.title, "note": sentence(t.note) if t.note else None,

@@ -210,7 +210,9 @@ class FixedReferenceFD:
                 sw = np.sqrt(wc)
                 mid = sw[:, :, None] * centred * sw[:, None, :]
             else:
-                cov = np.einsum("br,rd,re->bde", wc, x, x) - n[:, None, None] * mu[:, :, None] * mu[:, None, :]
+                # weighted scatter per resample as one batched matmul (BLAS; a plain einsum loops in C, ~40x slower)
+                scatter = np.matmul((wc[:, :, None] * x[None]).transpose(0, 2, 1), x)
+                cov = scatter - n[:, None, None] * mu[:, :, None] * mu[:, None, :]
                 mid = self.root @ cov @ self.root
             mid = (mid + mid.transpose(0, 2, 1)) / (2 * (n - 1)[:, None, None])
             tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh(mid), 0, None)).sum(1)

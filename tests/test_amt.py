@@ -143,3 +143,32 @@ def test_score_equals_numpy_with_stubbed_network(n_frames, h, w):
     u8 = np.round(frames.numpy() * 255)
     assert metric.last_values[0] == pytest.approx(_numpy_vbench(u8), abs=1e-9)
     assert np.isnan(metric.last_values[1]) and int(metric.n_videos) == 1  # < 3 frames: nothing to score
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_run_records_the_amt_protocol_and_weights_sha256(tmp_path):
+    """`vbench.amt_s` in a run config: run.json's motion_smoothness names protocol vbench_amt_s and the file's sha256."""
+    import json
+
+    from bench.cli import main
+
+    torch.manual_seed(4)
+    weights = tmp_path / "amt-s.pth"
+    torch.save({"state_dict": AMTS().state_dict()}, weights)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "p1", "text": "a red ball moving left", "tags": ["motion"]}\n')
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"""name: amt
+base: {{model: tiny, seed: 0}}
+methods: {{per_frame: {{}}}}
+prompts: {prompts}
+sampling: {{num_frames: 4, height: 128, width: 128, num_inference_steps: 1, guidance_scale: 7.5, fps: 8}}
+metrics: [motion_smoothness]
+vbench: {{amt_s: {weights}}}
+device: cpu
+""")
+    assert main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    m = json.loads((tmp_path / "out" / "run.json").read_text())["methods"]["per_frame"]["metrics"]["motion_smoothness"]
+    assert m["protocol"] == "vbench_amt_s" and m["n"] == 1 and 0 < m["value"] <= 1
+    assert m["amt_weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()

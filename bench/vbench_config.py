@@ -18,8 +18,8 @@ class VBenchConfig(BaseModel):
                                                      "trained count for the toy RAFT")
     dynamic_fps: float = Field(8.0, description="dynamic_degree resamples to about this fps: every "
                                                 "max(1, round(fps / dynamic_fps))-th frame (VBench: 8)")
-    amt_s: str | None = Field(None, description="AMT-S checkpoint for motion_smoothness (not supported: no pip "
-                                                "package ships the AMT architecture); None = RAFT warp interpolator")
+    amt_s: str | None = Field(None, description="VBench's AMT-S checkpoint (amt-s.pth) for motion_smoothness: protocol "
+                                                "vbench_amt_s; None = RAFT warp interpolator (t2v_bench_raft_warp)")
     dino: str | None = Field(None, description="subject_consistency features: 'toy' (the toy video net on single frames) "
                                          "or a transformers ViT folder (facebook/dino-vitb16 layout)")
     aesthetic_head: str | None = Field(None, description="'toy' (head trained on the toy world's blur/noise level) or the "

@@ -72,10 +72,10 @@ def test_vbench_dino_input_matches_torchvision_pipeline():
     assert torch.allclose(backbones.vbench_dino_input(frames), ref, atol=1e-6)
 
 
-def test_amt_s_is_refused_with_the_reason():
+def test_missing_amt_s_checkpoint_is_one_clear_line():
     from bench.config import RunConfig
     from bench.metrics.motion_smoothness import MotionSmoothness
 
-    cfg = RunConfig.model_validate({"vbench": {"amt_s": "amt-s.pth"}})
-    with pytest.raises(UserError, match="no pip package"):
+    cfg = RunConfig.model_validate({"vbench": {"amt_s": "/nonexistent/amt-s.pth"}})
+    with pytest.raises(UserError, match="AMT-S weights .* do not exist; pass VBench's amt-s.pth"):
         MotionSmoothness.from_run_config(cfg, torch.device("cpu"))

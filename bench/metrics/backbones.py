@@ -58,12 +58,12 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_strict(model: nn.Module, path: Path, what: str) -> nn.Module:
+def load_strict(model: nn.Module, path: Path, what: str, fix: str = "check the arch option") -> nn.Module:
     try:
         model.load_state_dict(load_state_dict_file(path), strict=True)
     except RuntimeError as exc:
         raise UserError(f"{what} weights '{path}' do not fit the architecture ({str(exc).splitlines()[0][:200]}); "
-                        "check the arch option") from None
+                        f"{fix}") from None
     return model
 
 

@@ -2,15 +2,16 @@
 
 VBench (vbench/motion_smoothness.py) interpolates the midpoint of every pair of consecutive even frames
 (0-2, 2-4, ...) with AMT-S and scores (255 - mean |odd frame - interpolated|) / 255 on uint8 frames, averaged over
-the interpolated frames (no fps resampling). AMT-S is not supported here: its architecture is research code that
-VBench vendors (vbench/third_party/amt) and no pip package ships, and t2v-bench does not vendor or run third-party
-model code; giving `vbench.amt_s` is one clear error.
+the interpolated frames (no fps resampling). Two protocols:
 
-Instead, protocol `t2v_bench_raft_warp` keeps VBench's frame selection and score but interpolates with the run's
-RAFT: flows F01 = RAFT(I0, I1) and F10 = RAFT(I1, I0) between the even frames, the midpoint's backward flows by the
-linear-motion approximation (Jiang et al., Super SloMo, t = 1/2): Ft0 = (-F01 + F10) / 4, Ft1 = (F01 - F10) / 4, and
-It = (warp(I0, Ft0) + warp(I1, Ft1)) / 2 (bilinear backward warping, border padding), quantised to uint8. Numbers
-are comparable across runs of this protocol, not with VBench's AMT-S numbers.
+- `vbench_amt_s` (`vbench.amt_s: PATH`, VBench's amt-s.pth): VBench's own, with t2v-bench's implementation of the
+  AMT-S network (bench/metrics/amt.py, same state-dict keys, loaded strictly; checked against VBench's vendored code
+  to 1e-14 in float64) and VBench's padding, timestep, scale and uint8 conversion; frames >= 128 px a side.
+- `t2v_bench_raft_warp` (without `vbench.amt_s`): VBench's frame selection and score with the run's RAFT as the
+  interpolator: flows F01 = RAFT(I0, I1) and F10 = RAFT(I1, I0) between the even frames, the midpoint's backward
+  flows by the linear-motion approximation (Jiang et al., Super SloMo, t = 1/2): Ft0 = (-F01 + F10) / 4,
+  Ft1 = (F01 - F10) / 4, and It = (warp(I0, Ft0) + warp(I1, Ft1)) / 2 (bilinear backward warping, border padding),
+  quantised to uint8. Comparable across runs of this protocol, not with VBench's AMT-S numbers.
 """
 from __future__ import annotations
 
@@ -20,14 +21,14 @@ import torch
 import torch.nn.functional as F
 
 from bench.api import Video
-from bench.errors import UserError
 from bench.metrics.base import MeanOverVideos
 
 
 def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """image (N, C, H, W) sampled at x + flow(x) (flow (N, 2, H, W) in px, (dx, dy)); bilinear, border padding."""
     n, _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device),
+                            torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
     gx = (xs + flow[:, 0]) * 2 / max(w - 1, 1) - 1
     gy = (ys + flow[:, 1]) * 2 / max(h - 1, 1) - 1
     return F.grid_sample(image, torch.stack([gx, gy], -1), mode="bilinear", padding_mode="border", align_corners=True)
@@ -61,10 +62,9 @@ class MotionSmoothness(MeanOverVideos):
         from bench.metrics.backbones import raft
 
         v = cfg.vbench
-        if v.amt_s is not None:
-            raise UserError("vbench.amt_s: AMT-S is not supported (no pip package ships its architecture; t2v-bench "
-                            "runs no vendored model code); remove it to use the RAFT warp interpolator "
-                            "(protocol t2v_bench_raft_warp)")
+        if v.amt_s is not None:  # VBench's own protocol
+            from bench.metrics.amt import AmtMotionSmoothness
+            return AmtMotionSmoothness.from_file(v.amt_s, device)
         return cls(raft(v.raft, v.raft_arch, v.raft_iters, device))
 
     def interpolate(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +77,8 @@ class MotionSmoothness(MeanOverVideos):
         ph, pw = flows.shape[-2] - h, flows.shape[-1] - w
         flows = flows[..., ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]  # the unpadded frame's pixels
         n = len(a)
-        return odd, midpoint(a.float(), b.float(), flows[:n], flows[n:])
+        mid = midpoint(a.to(flows.device, flows.dtype), b.to(flows.device, flows.dtype), flows[:n], flows[n:])
+        return odd, mid.cpu()
 
     def per_video(self, videos: Sequence[Video], prompts: Sequence[str]) -> torch.Tensor:
         values = []
@@ -100,5 +101,5 @@ class MotionSmoothness(MeanOverVideos):
     def describe(self) -> dict[str, Any]:
         return {"definition": "even frames interpolate the odd ones (RAFT bidirectional flow, linear-motion midpoint "
                               "warp); (255 - mean abs uint8 diff) / 255, mean over interpolated frames and videos",
-                "protocol": self.protocol, "vbench_protocol": "AMT-S (not supported: no pip package ships it)",
+                "protocol": self.protocol, "vbench_protocol": "vbench_amt_s (set vbench.amt_s)",
                 "resample_fps": None, **self.flow.describe()}

@@ -60,3 +60,15 @@ def test_shipped_toy_motion_loras_load_with_their_training_record():
         assert not torch.equal(method.unet.get_submodule(name).weight, plain.unet.get_submodule(name).weight)
         (lora,) = method.config()["loras"]
         assert lora["path"] == f"bench/toy/weights/motion-loras/{direction}.safetensors" and lora["scale"] == 1.0
+
+
+def test_paired_difference_drops_lost_pairs_and_matches_the_difference_of_means():
+    from bench.toy.motion_loras import _mean_se, paired_differences
+
+    nan = float("nan")
+    with_, without = [0.5, 0.1, nan, 0.9], [0.2, 0.3, 0.4, nan]
+    diffs = paired_differences(with_, without)
+    assert diffs[:2] == [0.5 - 0.2, 0.1 - 0.3] and all(d != d for d in diffs[2:])
+    stats = _mean_se(diffs)
+    # over the complete pairs the mean difference is the difference of the means
+    assert stats["n"] == 2 and stats["lost"] == 2 and abs(stats["mean"] - ((0.5 + 0.1) / 2 - (0.2 + 0.3) / 2)) < 1e-4

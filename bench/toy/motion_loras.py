@@ -8,7 +8,8 @@ official MotionLoRA layout (bench.checkpoints), shipped as bench/toy/weights/mot
 and loaded with `animatediff: {motion_adapter: toy, motion_lora: toy:<direction>}`.
 
 `python -m bench.toy.motion_loras eval` measures, per direction, the direction cosine (net displacement of the
-tracked shape against the asked direction, mean over videos) and motion fidelity with and without the LoRA.
+tracked shape against the asked direction, mean over videos) and motion fidelity with and without the LoRA, and
+their paired per-video difference (the same prompts and seeds with and without).
 """
 from __future__ import annotations
 
@@ -112,14 +113,23 @@ def evaluate(loras: dict[str, str], prompts_per_direction: int = 12, steps: int 
         requests = [GenRequest(prompt_id=f"{direction}{i}", prompt=c, seed=seed * 7919 + i, num_frames=8, height=32,
                                width=32, num_inference_steps=steps, guidance_scale=guidance)
                     for i, c in enumerate(captions)]
-        row = {}
+        row, scores = {}, {}
         for name, m in (("without", plain), ("with", method)):
             videos = [v for i in range(0, len(requests), 4) for v in m.generate(requests[i:i + 4])]
-            cos = [direction_cosine(v.frames, DIRECTIONS[direction]) for v in videos]
-            fid = [motion_fidelity(v.frames, r.prompt) for v, r in zip(videos, requests)]
-            row[name] = {"direction_cosine": _mean_se(cos), "motion_fidelity": _mean_se(fid)}
+            scores[name] = {"direction_cosine": [direction_cosine(v.frames, DIRECTIONS[direction]) for v in videos],
+                            "motion_fidelity": [motion_fidelity(v.frames, r.prompt)
+                                                for v, r in zip(videos, requests)]}
+            row[name] = {k: _mean_se(v) for k, v in scores[name].items()}
+        # same prompts and seeds with and without: the per-video difference cancels the prompt-to-prompt spread
+        row["with_minus_without"] = {k: _mean_se(paired_differences(scores["with"][k], scores["without"][k]))
+                                     for k in scores["with"]}
         result[direction] = row
     return result
+
+
+def paired_differences(with_: list[float], without: list[float]) -> list[float]:
+    """with - without per video, NaN where either is NaN (the shape was lost)."""
+    return [a - b if not (math.isnan(a) or math.isnan(b)) else float("nan") for a, b in zip(with_, without)]
 
 
 def _mean_se(values: list[float]) -> dict[str, float]:
